@@ -1,0 +1,33 @@
+//! pag-runtime: loads Pixel-wise Attentional Gating (PAG) models — ONNX files that follow
+//! `models/CONTRACT.md` — into tract and runs them on CPU, frame after frame, with the compute
+//! mode (dense, native gates, or a ρ budget) switchable per frame without reloading.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use pag_runtime::{ComputeMode, PagModel, Session};
+//! let model = Arc::new(PagModel::load("models/shipped/pag_multitask.onnx")?);
+//! let mut session = Session::new(model)?;
+//! session.set_mode(ComputeMode::budget(0.5)?);
+//! let rgb = ndarray::Array3::<u8>::zeros((480, 640, 3));
+//! let out = session.run(rgb.view())?;
+//! println!("{} classes, depth at centre {} m", out.labels.len(), out.depth[[120, 160]]);
+//! # Ok::<(), pag_runtime::PagError>(())
+//! ```
+//! This crate knows nothing of ROS.
+
+pub mod contract;
+mod error;
+pub mod generic;
+mod model;
+mod mode;
+mod outputs;
+mod preprocess;
+mod session;
+
+pub use contract::{GatedBlockSpec, InputSpec, ModelInfo, MultiPoolSpec};
+pub use error::{PagError, Result};
+pub use model::{count_macs, decode_onnx, PagModel};
+pub use mode::ComputeMode;
+pub use outputs::Outputs;
+pub use preprocess::fill_input;
+pub use session::{Resolution, Session, MAX_IMAGE_SIDE};

@@ -1,0 +1,135 @@
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use ndarray::Array3;
+use pag_models::{Intrinsics, Scene};
+use pag_runtime::{generic, ComputeMode, Outputs, PagModel, Resolution, Session};
+
+use crate::{imageio, viz};
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The model (.onnx). Default: the shipped multi-task PAG model.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// An RGB image (PNG or JPEG, any size).
+    #[arg(long, conflicts_with_all = ["scene", "input"])]
+    image: Option<PathBuf>,
+    /// Render synthetic scene SEED at the model's input size and run on it (ground truth
+    /// pictures are written beside the predictions).
+    #[arg(long, conflicts_with = "input")]
+    scene: Option<u64>,
+    /// Run any ONNX model on these .npy tensors (graph input order); writes every output as .npy.
+    #[arg(long, num_args = 1..)]
+    input: Vec<PathBuf>,
+    /// Output directory (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Compute mode: dense, native, budget:ρ (or just ρ) with ρ in (0, 1].
+    #[arg(long, default_value = "dense")]
+    mode: ComputeMode,
+    /// Resolution of the outputs: the input image's, or the model's.
+    #[arg(long, value_enum, default_value_t = Res::Input)]
+    resolution: Res,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Res {
+    Input,
+    Model,
+}
+
+pub fn run(a: RunArgs) -> Result<()> {
+    let model_path = a.model.clone().unwrap_or_else(super::default_model);
+    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create output directory {}", a.out.display()))?;
+    if !a.input.is_empty() {
+        return run_tensors(&model_path, &a.input, &a.out);
+    }
+    let model = Arc::new(PagModel::load(&model_path).with_context(|| format!("loading {}", model_path.display()))?);
+    let (rgb, truth) = match (&a.image, a.scene) {
+        (Some(path), None) => (viz::from_image(&imageio::read_rgb(path)?), None),
+        (None, Some(seed)) => {
+            let i = &model.info;
+            let intr = Intrinsics::with_hfov(i.input.width as u32, i.input.height as u32, i.camera_hfov_deg.unwrap_or(70.0));
+            let scene = Scene::random(seed);
+            let frame = scene.render(&intr, &scene.random_pose(seed));
+            (frame.rgb.clone(), Some(frame))
+        }
+        _ => bail!("give one of --image IMG, --scene SEED or --input X.npy"),
+    };
+    let mut session = Session::new(model.clone())?;
+    session.set_mode(a.mode);
+    session.set_resolution(match a.resolution {
+        Res::Input => Resolution::Input,
+        Res::Model => Resolution::Model,
+    });
+    let t = Instant::now();
+    let out = session.run(rgb.view())?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    write_pictures(&a.out, &rgb, &out, &model)?;
+    if let Some(f) = &truth {
+        let gt = Outputs { labels: f.label.clone(), depth: f.depth.clone(), normals: f.normals.clone(), scale: (1.0, 1.0) };
+        write_outputs(&a.out, "truth_", &gt, &model)?;
+    }
+    let range = viz::depth_range(out.depth.view());
+    let summary = serde_json::json!({
+        "model": model_path, "mode": a.mode.to_string(), "milliseconds": ms,
+        "output_size": [out.labels.dim().0, out.labels.dim().1], "scale_rows_cols": [out.scale.0, out.scale.1],
+        "depth_range_m": range, "classes": model.info.class_names,
+    });
+    let summary_path = a.out.join("summary.json");
+    std::fs::write(&summary_path, serde_json::to_string_pretty(&summary)?).with_context(|| format!("writing {}", summary_path.display()))?;
+    println!("{} in {ms:.1} ms ({}) → {}", model_path.display(), a.mode, a.out.display());
+    if let Some((lo, hi)) = range {
+        println!("depth {lo:.2}–{hi:.2} m; pictures: segmentation.png overlay.png depth.png normals.png; raw: labels.npy depth.npy normals.npy");
+    }
+    Ok(())
+}
+
+fn save(img: impl FnOnce() -> Result<(), image::ImageError>, path: &Path) -> Result<()> {
+    img().with_context(|| format!("writing {}", path.display()))
+}
+
+fn write_outputs(dir: &Path, prefix: &str, out: &Outputs, model: &PagModel) -> Result<()> {
+    let i = &model.info;
+    let p = |n: &str| dir.join(format!("{prefix}{n}"));
+    let seg = viz::segmentation(out.labels.view(), &i.palette, &i.class_names);
+    save(|| seg.save(p("segmentation.png")), &p("segmentation.png"))?;
+    save(|| viz::depth(out.depth.view()).save(p("depth.png")), &p("depth.png"))?;
+    save(|| viz::normals(out.normals.view()).save(p("normals.png")), &p("normals.png"))?;
+    save(|| viz::mono(&out.labels).save(p("labels.png")), &p("labels.png"))?;
+    npy(&p("depth.npy"), out.depth.clone().into_dyn())?;
+    npy(&p("labels.npy"), out.labels.clone().into_dyn())?;
+    npy(&p("normals.npy"), out.normals.clone().into_dyn())
+}
+
+fn npy<T: ndarray_npy::WritableElement>(path: &Path, a: ndarray::ArrayD<T>) -> Result<()> {
+    ndarray_npy::write_npy(path, &a).with_context(|| format!("writing {}", path.display()))
+}
+
+fn write_pictures(dir: &Path, rgb: &Array3<u8>, out: &Outputs, model: &PagModel) -> Result<()> {
+    write_outputs(dir, "", out, model)?;
+    let (h, w) = out.labels.dim();
+    let mut base = viz::to_image(rgb.view());
+    if base.dimensions() != (w as u32, h as u32) {
+        base = image::imageops::resize(&base, w as u32, h as u32, image::imageops::FilterType::Triangle);
+    }
+    save(|| base.save(dir.join("input.png")), &dir.join("input.png"))?;
+    let ov = viz::overlay(viz::from_image(&base).view(), out.labels.view(), &model.info.palette, 0.5);
+    save(|| ov.save(dir.join("overlay.png")), &dir.join("overlay.png"))
+}
+
+fn run_tensors(model: &Path, inputs: &[PathBuf], out: &Path) -> Result<()> {
+    let tensors = inputs.iter().map(|p| generic::read_npy(p)).collect::<Result<Vec<_>, _>>()?;
+    let outputs = generic::run_onnx(model, tensors).with_context(|| format!("running {}", model.display()))?;
+    for (name, t) in &outputs {
+        let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' { c } else { '_' }).collect();
+        let path = out.join(format!("{safe}.npy"));
+        generic::write_npy(&path, t)?;
+        println!("{name}: {:?} {:?} → {}", t.datum_type(), t.shape(), path.display());
+    }
+    Ok(())
+}
