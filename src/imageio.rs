@@ -10,13 +10,17 @@ use image::{ImageReader, Limits, RgbImage};
 pub const MAX_SIDE: u32 = 16384;
 
 fn open_limited(path: &Path) -> Result<ImageReader<BufReader<File>>> {
+    let mut head = [0u8; 16];
+    let n = File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .with_context(|| format!("cannot open image {}", path.display()))?;
+    if !matches!(image::guess_format(&head[..n]), Ok(image::ImageFormat::Png | image::ImageFormat::Jpeg)) {
+        bail!("{} is not an image pagrt can read (PNG or JPEG, judged by its content)", path.display());
+    }
     let mut reader = ImageReader::open(path)
         .with_context(|| format!("cannot open image {}", path.display()))?
         .with_guessed_format()
         .with_context(|| format!("cannot read image {}", path.display()))?;
-    if reader.format().is_none() {
-        bail!("{} is not an image pagrt can read (PNG or JPEG)", path.display());
-    }
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
@@ -29,7 +33,7 @@ fn open_limited(path: &Path) -> Result<ImageReader<BufReader<File>>> {
 pub fn read_rgb(path: &Path) -> Result<RgbImage> {
     let (w, h) = open_limited(path)?
         .into_dimensions()
-        .with_context(|| format!("{}: cannot read the image size (corrupt, or larger than {MAX_SIDE}×{MAX_SIDE})", path.display()))?;
+        .with_context(|| format!("{}: cannot read the image header (pagrt accepts PNG or JPEG up to {MAX_SIDE}×{MAX_SIDE} pixels)", path.display()))?;
     if w == 0 || h == 0 {
         bail!("{}: the image is empty ({w}×{h})", path.display());
     }

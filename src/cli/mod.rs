@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod info;
 mod run;
 mod scenes;
@@ -26,6 +27,8 @@ enum Command {
         #[arg(long)]
         model: Option<PathBuf>,
     },
+    /// Time whole frames per compute mode on one thread (median, p10, p90).
+    Bench(bench::BenchArgs),
     /// Render synthetic indoor scenes with exact ground truth (RGB, labels, depth, normals).
     Scenes(scenes::ScenesArgs),
 }
@@ -35,6 +38,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Run(a) => run::run(a),
         Command::Info { model } => info::info(&model.unwrap_or_else(default_model)),
         Command::Scenes(a) => scenes::scenes(a),
+        Command::Bench(a) => bench::bench(a),
     }
 }
 

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Time pagrt (tract) and onnxruntime on the same ONNX model, same input, same thread count (1),
+interleaved in one run, and print the ratio.
+
+    python3 scripts/compare_onnxruntime.py [--model models/shipped/pag_multitask.onnx] [--modes dense 0.5 native]
+
+Both time a whole frame at the model's input size; pagrt's time includes its resize/normalise and
+output conversion (argmax, layout), onnxruntime's is the bare session.run, so the ratio is
+conservative for pagrt. Needs `pip install onnxruntime numpy` and a release build of `pag`."""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def rho_of(mode):
+    fixed = {"dense": 1.0, "native": 0.0}
+    return fixed[mode] if mode in fixed else float(mode.removeprefix("budget:"))
+
+
+def time_ort(sess, feed, frames):
+    for _ in range(3):
+        sess.run(None, feed)
+    ms = []
+    for _ in range(frames):
+        t = time.perf_counter()
+        sess.run(None, feed)
+        ms.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(ms)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=os.path.join(ROOT, "models/shipped/pag_multitask.onnx"))
+    p.add_argument("--modes", nargs="+", default=["dense"])
+    p.add_argument("--frames", type=int, default=30)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--pag", default=os.path.join(ROOT, "target/release/pag"))
+    a = p.parse_args()
+    if not os.path.exists(a.pag):
+        sys.exit(f"{a.pag} not found: run `cargo build --release` first")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(a.model, so, providers=["CPUExecutionProvider"])
+    shape = sess.get_inputs()[0].shape
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    has_rho = any(i.name == "rho" for i in sess.get_inputs())
+    print(f"model {os.path.relpath(a.model)}, input {shape}, 1 thread each, {a.rounds} interleaved rounds of {a.frames} frames")
+    print(f"{'mode':<10} {'pagrt ms':>9} {'ORT ms':>9} {'pagrt/ORT':>10}")
+    for mode in a.modes:
+        feed = {"image": x, **({"rho": np.array([rho_of(mode)], np.float32)} if has_rho else {})}
+        ours, theirs = [], []
+        for _ in range(a.rounds):
+            out = subprocess.run([a.pag, "bench", "--model", a.model, "--mode", mode, "--frames", str(a.frames), "--json"],
+                                 check=True, capture_output=True, text=True, env={**os.environ, "RAYON_NUM_THREADS": "1"})
+            ours.append(json.loads(out.stdout.strip().splitlines()[-1])["median_ms"])
+            theirs.append(time_ort(sess, feed, a.frames))
+        o, t = statistics.median(ours), statistics.median(theirs)
+        print(f"{mode:<10} {o:9.2f} {t:9.2f} {o / t:10.2f}")
+
+
+if __name__ == "__main__":
+    main()
