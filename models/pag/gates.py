@@ -1,8 +1,9 @@
 """Gate binarisation: the exact rules the ONNX graph and the Rust runtime share.
 
 A gated layer has a *gate score* s (a logit, shape N×1×H×W). Its binary mask is
-  * budget(ρ), ρ ∈ (0, 1]:  k = clamp(ceil(f32(ρ) · f32(H·W)), 1, H·W);
-                            t = the k-th largest score of the sample;  mask = (s >= t)
+  * budget(ρ), ρ ∈ (0, 1]:  k = clamp(ceil(f32(ρ) · f32(H·W)), 1, H·W);  the k pixels with the
+                            largest scores are active, ties broken towards the lower pixel index
+                            (row-major). Exactly k pixels: a flat region cannot blow the budget.
   * native (ρ = 0):         mask = (s > 0)       (the gate's own decision: sigmoid(s) > 0.5)
 ρ = 1 selects every pixel, i.e. the dense model.
 """
@@ -10,17 +11,23 @@ import torch
 import torch.nn.functional as F
 
 
+def order_desc(flat: torch.Tensor) -> torch.Tensor:
+    """Pixel indices by descending score, ties by ascending index. Exported as ONNX TopK(k=n),
+    whose specification breaks ties towards the lower index (as tract and onnxruntime do)."""
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return torch.topk(flat, flat.shape[1], dim=1, largest=True, sorted=True).indices
+    return torch.sort(flat, dim=1, descending=True, stable=True).indices
+
+
 def budget_mask(score: torch.Tensor, rho: torch.Tensor) -> torch.Tensor:
-    """Top-⌈ρ·H·W⌉ mask per sample, ties included (score >= k-th largest). Export-friendly:
-    static shapes only (a full descending sort, then a gather at index k-1)."""
+    """Exactly ⌈ρ·H·W⌉ active pixels per sample (see the module docstring). Export-friendly:
+    static shapes only (a full sort, then a scatter of the first k ranks)."""
     n = score.shape[0]
     flat = score.reshape(n, -1)
     hw = flat.shape[1]
-    k = torch.ceil(rho.to(torch.float32) * float(hw)).clamp(1.0, float(hw)).to(torch.int64)
-    ordered = torch.sort(flat, dim=1, descending=True).values
-    idx = (k - 1).reshape(1, 1).expand(n, 1)
-    thr = torch.gather(ordered, 1, idx)
-    return (flat >= thr).to(score.dtype).reshape(score.shape)
+    k = torch.ceil(rho.to(torch.float32) * float(hw)).clamp(1.0, float(hw))
+    keep = (torch.arange(hw, dtype=torch.float32, device=score.device).reshape(1, hw) < k).to(score.dtype).expand(n, hw)
+    return torch.zeros_like(flat).scatter(1, order_desc(flat), keep).reshape(score.shape)
 
 
 def native_mask(score: torch.Tensor) -> torch.Tensor:

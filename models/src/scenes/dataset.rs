@@ -1,7 +1,6 @@
 //! Writing rendered samples to disk as PNG / `.npy` files plus a `meta.json`.
 
 use super::camera::{Intrinsics, Pose};
-use super::npy;
 use super::render::Frame;
 use super::scene::Scene;
 use super::trajectory::Trajectory;
@@ -102,17 +101,14 @@ fn save_png(path: &Path, data: &[u8], w: u32, h: u32, color: image::ExtendedColo
 
 /// Write `data` with `shape` as a little-endian f32 `.npy` file.
 pub fn save_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), SceneError> {
-    let file = File::create(path).map_err(io_err(path))?;
-    let mut w = BufWriter::new(file);
-    npy::write_f32(&mut w, shape, data).map_err(io_err(path))?;
-    w.flush().map_err(io_err(path))
+    let bad = |e: String| SceneError::Io { path: path.to_path_buf(), source: std::io::Error::new(std::io::ErrorKind::InvalidData, e) };
+    let a = ndarray::ArrayViewD::from_shape(shape, data).map_err(|e| bad(e.to_string()))?;
+    ndarray_npy::write_npy(path, &a).map_err(|e| bad(e.to_string()))
 }
 
 /// Read an f32 `.npy` file written by [`save_npy`] (or numpy).
 pub fn load_npy(path: &Path) -> Result<ArrayD<f32>, SceneError> {
-    let file = File::open(path).map_err(io_err(path))?;
-    let (shape, data) = npy::read_f32(&mut BufReader::new(file)).map_err(io_err(path))?;
-    ArrayD::from_shape_vec(shape, data).map_err(|e| SceneError::Io {
+    ndarray_npy::read_npy(path).map_err(|e| SceneError::Io {
         path: path.to_path_buf(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
     })

@@ -11,7 +11,6 @@ pub mod camera;
 pub mod dataset;
 mod generate;
 pub mod geometry;
-pub mod npy;
 pub mod render;
 pub mod scene;
 pub mod texture;
