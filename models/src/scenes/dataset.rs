@@ -7,8 +7,6 @@ use super::trajectory::Trajectory;
 use super::{CLASS_NAMES, PALETTE};
 use ndarray::ArrayD;
 use rayon::prelude::*;
-use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
