@@ -62,3 +62,27 @@ impl fmt::Display for ComputeMode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_spelling_and_rejects_bad_rho() {
+        assert_eq!("dense".parse::<ComputeMode>().unwrap(), ComputeMode::Dense);
+        assert_eq!(" native ".parse::<ComputeMode>().unwrap(), ComputeMode::Native);
+        assert_eq!("budget:0.5".parse::<ComputeMode>().unwrap(), ComputeMode::Budget(0.5));
+        assert_eq!("0.25".parse::<ComputeMode>().unwrap(), ComputeMode::Budget(0.25));
+        for bad in ["budget:0", "1.5", "-0.1", "NaN", "fast", ""] {
+            assert!(bad.parse::<ComputeMode>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rho_input_encodes_the_mode() {
+        assert_eq!(ComputeMode::Dense.rho_input(), 1.0);
+        assert_eq!(ComputeMode::Native.rho_input(), 0.0);
+        assert_eq!(ComputeMode::Budget(0.3).rho_input(), 0.3);
+        assert_eq!(ComputeMode::Budget(0.3).to_string().parse::<ComputeMode>().unwrap(), ComputeMode::Budget(0.3));
+    }
+}

@@ -1,6 +1,8 @@
 //! Typed per-frame results: class ids, metric depth, unit normals.
 use ndarray::{Array2, Array3, ArrayView4, Axis};
 
+use crate::preprocess::bilinear_source;
+
 /// One frame's results at a stated resolution.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outputs {
@@ -40,15 +42,10 @@ impl Outputs {
         let sy = h as f32 / height as f32;
         let sx = w as f32 / width as f32;
         let near = |o: usize, s: f32, n: usize| (((o as f32 + 0.5) * s) as usize).min(n - 1);
-        let lin = |o: usize, s: f32, n: usize| {
-            let p = ((o as f32 + 0.5) * s - 0.5).clamp(0.0, (n - 1) as f32);
-            let i0 = p.floor() as usize;
-            (i0, (i0 + 1).min(n - 1), p - i0 as f32)
-        };
         let labels = Array2::from_shape_fn((height, width), |(y, x)| self.labels[[near(y, sy, h), near(x, sx, w)]]);
         let bilerp = |y: usize, x: usize, f: &dyn Fn(usize, usize) -> f32| {
-            let (y0, y1, fy) = lin(y, sy, h);
-            let (x0, x1, fx) = lin(x, sx, w);
+            let (y0, y1, fy) = bilinear_source(y, sy, h);
+            let (x0, x1, fx) = bilinear_source(x, sx, w);
             let top = f(y0, x0) * (1.0 - fx) + f(y0, x1) * fx;
             let bot = f(y1, x0) * (1.0 - fx) + f(y1, x1) * fx;
             top * (1.0 - fy) + bot * fy
@@ -66,5 +63,41 @@ impl Outputs {
     pub fn colorize(&self, palette: &[[u8; 3]]) -> Array3<u8> {
         let (h, w) = self.labels.dim();
         Array3::from_shape_fn((h, w, 3), |(y, x, c)| palette.get(self.labels[[y, x]] as usize).map_or(0, |p| p[c]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array4;
+
+    fn raw() -> Outputs {
+        let seg = Array4::from_shape_fn((1, 3, 4, 6), |(_, c, y, x)| if c == (x + y) % 3 { 1.0 } else { 0.0 });
+        let depth = Array4::from_shape_fn((1, 1, 4, 6), |(_, _, y, x)| if x == 0 && y == 0 { -1.0 } else { 1.0 + x as f32 });
+        let normals = Array4::from_shape_fn((1, 3, 4, 6), |(_, c, _, x)| match c { 0 => (x as f32 * 0.3).sin(), 1 => 0.0, _ => -(x as f32 * 0.3).cos() });
+        Outputs::from_raw(seg.view(), depth.view(), normals.view(), (0.5, 0.5))
+    }
+
+    #[test]
+    fn argmax_layout_and_invalid_depth() {
+        let o = raw();
+        assert_eq!(o.labels[[1, 2]], 0);
+        assert_eq!(o.labels[[0, 1]], 1);
+        assert!(o.depth[[0, 0]].is_nan());
+        assert_eq!(o.depth[[2, 3]], 4.0);
+        assert_eq!(o.normals.dim(), (4, 6, 3));
+        assert_eq!(o.scale, (0.5, 0.5));
+    }
+
+    #[test]
+    fn resized_keeps_unit_normals_and_valid_labels() {
+        let o = raw().resized(9, 13);
+        assert_eq!(o.labels.dim(), (9, 13));
+        assert!(o.labels.iter().all(|&l| l < 3));
+        for n in o.normals.lanes(Axis(2)) {
+            assert!((n.dot(&n).sqrt() - 1.0).abs() < 1e-4);
+        }
+        assert_eq!(o.scale, (1.0, 1.0));
+        assert_eq!(o.colorize(&[[1, 2, 3], [4, 5, 6], [7, 8, 9]]).dim(), (9, 13, 3));
     }
 }
