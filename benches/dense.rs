@@ -15,7 +15,11 @@ fn dense_end_to_end(c: &mut Criterion) {
     let mut session = Session::new(model).expect("session");
     let mut g = c.benchmark_group("cpu_tract_dense_e2e_240x320");
     g.sample_size(20);
-    for (name, mode) in [("rho_1.0", ComputeMode::Dense), ("rho_0.5_masked", ComputeMode::Budget(0.5)), ("native_masked", ComputeMode::Native)] {
+    for (name, mode) in [
+        ("rho_1.0", ComputeMode::Dense),
+        ("rho_0.5_masked", ComputeMode::Budget(0.5)),
+        ("native_masked", ComputeMode::Native),
+    ] {
         session.set_mode(mode);
         g.bench_function(name, |b| b.iter(|| session.run(rgb.view()).expect("frame")));
     }

@@ -1,6 +1,6 @@
 //! Reading input images with limits and clear errors.
-use std::io::BufReader;
 use std::fs::File;
+use std::io::BufReader;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -31,9 +31,12 @@ fn open_limited(path: &Path) -> Result<ImageReader<BufReader<File>>> {
 
 /// Decode an image file as RGB; refuses non-images, empty and absurdly large images.
 pub fn read_rgb(path: &Path) -> Result<RgbImage> {
-    let (w, h) = open_limited(path)?
-        .into_dimensions()
-        .with_context(|| format!("{}: cannot read the image header (pagrt accepts PNG or JPEG up to {MAX_SIDE}×{MAX_SIDE} pixels)", path.display()))?;
+    let (w, h) = open_limited(path)?.into_dimensions().with_context(|| {
+        format!(
+            "{}: cannot read the image header (pagrt accepts PNG or JPEG up to {MAX_SIDE}×{MAX_SIDE} pixels)",
+            path.display()
+        )
+    })?;
     if w == 0 || h == 0 {
         bail!("{}: the image is empty ({w}×{h})", path.display());
     }

@@ -6,7 +6,9 @@ use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 
 pub fn to_image(a: ArrayView3<u8>) -> RgbImage {
     let (h, w, _) = a.dim();
-    RgbImage::from_fn(w as u32, h as u32, |x, y| Rgb([a[[y as usize, x as usize, 0]], a[[y as usize, x as usize, 1]], a[[y as usize, x as usize, 2]]]))
+    RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        Rgb([a[[y as usize, x as usize, 0]], a[[y as usize, x as usize, 1]], a[[y as usize, x as usize, 2]]])
+    })
 }
 
 /// Draw `text` (ASCII) with its top-left corner at (x, y), `scale` pixels per font pixel.
@@ -36,10 +38,15 @@ pub fn draw_text(img: &mut RgbImage, x: i64, y: i64, text: &str, color: Rgb<u8>,
 pub fn segmentation(labels: ArrayView2<u8>, palette: &[[u8; 3]], names: &[String]) -> RgbImage {
     let (h, w) = labels.dim();
     let mut counts = vec![0usize; names.len()];
-    labels.iter().for_each(|&l| if (l as usize) < counts.len() { counts[l as usize] += 1 });
+    labels.iter().for_each(|&l| {
+        if (l as usize) < counts.len() {
+            counts[l as usize] += 1
+        }
+    });
     let present: Vec<usize> = (0..names.len()).filter(|&c| counts[c] > 0).collect();
     let legend_w = 12 + 8 * names.iter().map(|n| n.len()).max().unwrap_or(0) as u32 + 24;
-    let mut img = RgbImage::from_pixel(w as u32 + legend_w, (h as u32).max(12 * present.len() as u32 + 8), Rgb([255, 255, 255]));
+    let mut img =
+        RgbImage::from_pixel(w as u32 + legend_w, (h as u32).max(12 * present.len() as u32 + 8), Rgb([255, 255, 255]));
     for ((y, x), &l) in labels.indexed_iter() {
         img.put_pixel(x as u32, y as u32, Rgb(palette.get(l as usize).copied().unwrap_or([0, 0, 0])));
     }
@@ -68,15 +75,20 @@ pub fn overlay(rgb: ArrayView3<u8>, labels: ArrayView2<u8>, palette: &[[u8; 3]],
 /// Google's Turbo colormap (polynomial fit), t ∈ [0, 1].
 pub fn turbo(t: f32) -> [u8; 3] {
     let t = t.clamp(0.0, 1.0) as f64;
-    let r = 0.13572138 + t * (4.61539260 + t * (-42.66032258 + t * (132.13108234 + t * (-152.94239396 + t * 59.28637943))));
+    let r =
+        0.13572138 + t * (4.61539260 + t * (-42.66032258 + t * (132.13108234 + t * (-152.94239396 + t * 59.28637943))));
     let g = 0.09140261 + t * (2.19418839 + t * (4.84296658 + t * (-14.18503333 + t * (4.27729857 + t * 2.82956604))));
-    let b = 0.10667330 + t * (12.64194608 + t * (-60.58204836 + t * (110.36276771 + t * (-89.90310912 + t * 27.34824973))));
+    let b =
+        0.10667330 + t * (12.64194608 + t * (-60.58204836 + t * (110.36276771 + t * (-89.90310912 + t * 27.34824973))));
     [r, g, b].map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
 }
 
 /// Finite depth range (min, max) in metres, if any pixel is valid.
 pub fn depth_range(depth: ArrayView2<f32>) -> Option<(f32, f32)> {
-    depth.iter().filter(|d| d.is_finite()).fold(None, |acc, &d| Some(acc.map_or((d, d), |(lo, hi): (f32, f32)| (lo.min(d), hi.max(d)))))
+    depth
+        .iter()
+        .filter(|d| d.is_finite())
+        .fold(None, |acc, &d| Some(acc.map_or((d, d), |(lo, hi): (f32, f32)| (lo.min(d), hi.max(d)))))
 }
 
 /// Turbo-coloured depth (near = blue, far = red), NaN black, with a metre scale bar to the right.
@@ -111,7 +123,11 @@ pub fn normals(n: ArrayView3<f32>) -> RgbImage {
     RgbImage::from_fn(w as u32, h as u32, |x, y| {
         Rgb(std::array::from_fn(|c| {
             let v = n[[y as usize, x as usize, c]];
-            if v.is_finite() { ((v + 1.0) * 0.5 * 255.0).round().clamp(0.0, 255.0) as u8 } else { 0 }
+            if v.is_finite() {
+                ((v + 1.0) * 0.5 * 255.0).round().clamp(0.0, 255.0) as u8
+            } else {
+                0
+            }
         }))
     })
 }
@@ -124,5 +140,7 @@ pub fn mono(a: &Array2<u8>) -> image::GrayImage {
 
 /// H×W×3 array from an RGB image.
 pub fn from_image(img: &RgbImage) -> Array3<u8> {
-    Array3::from_shape_fn((img.height() as usize, img.width() as usize, 3), |(y, x, c)| img.get_pixel(x as u32, y as u32)[c])
+    Array3::from_shape_fn((img.height() as usize, img.width() as usize, 3), |(y, x, c)| {
+        img.get_pixel(x as u32, y as u32)[c]
+    })
 }

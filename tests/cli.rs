@@ -43,7 +43,18 @@ fn run_on_a_scene_writes_pictures_and_raw_outputs() {
     let dir = tempfile::tempdir().unwrap();
     let (ok, _, err) = pag(&["run", "--scene", "5", "--mode", "budget:0.5", "--out", path_str(dir.path())]);
     assert!(ok, "{err}");
-    for f in ["segmentation.png", "overlay.png", "depth.png", "normals.png", "labels.png", "labels.npy", "depth.npy", "normals.npy", "truth_depth.png", "summary.json"] {
+    for f in [
+        "segmentation.png",
+        "overlay.png",
+        "depth.png",
+        "normals.png",
+        "labels.png",
+        "labels.npy",
+        "depth.npy",
+        "normals.npy",
+        "truth_depth.png",
+        "summary.json",
+    ] {
         assert!(dir.path().join(f).is_file(), "missing {f}");
     }
     let depth: ndarray::Array2<f32> = ndarray_npy::read_npy(dir.path().join("depth.npy")).unwrap();
@@ -71,7 +82,16 @@ fn run_on_an_image_of_another_size_returns_its_resolution() {
 fn run_generic_tensors_matches_the_golden() {
     let dir = tempfile::tempdir().unwrap();
     let case = goldens().join("scene0_dense");
-    let (ok, out, err) = pag(&["run", "--model", path_str(&shipped_model()), "--input", path_str(&case.join("input.npy")), path_str(&case.join("rho.npy")), "--out", path_str(dir.path())]);
+    let (ok, out, err) = pag(&[
+        "run",
+        "--model",
+        path_str(&shipped_model()),
+        "--input",
+        path_str(&case.join("input.npy")),
+        path_str(&case.join("rho.npy")),
+        "--out",
+        path_str(dir.path()),
+    ]);
     assert!(ok, "{err}");
     assert!(out.contains("seg_logits"), "{out}");
     let got: ndarray::ArrayD<f32> = ndarray_npy::read_npy(dir.path().join("depth.npy")).unwrap();
@@ -195,14 +215,29 @@ fn wrong_tensor_shape_for_input() {
     let p = dir.path().join("x.npy");
     ndarray_npy::write_npy(&p, &ndarray::Array4::<f32>::zeros((1, 3, 10, 10))).unwrap();
     let rho = goldens().join("scene0_dense/rho.npy");
-    fails_with(&["run", "--model", path_str(&shipped_model()), "--input", path_str(&p), path_str(&rho), "--out", path_str(dir.path())], "input `image`: expected shape [1, 3, 240, 320]");
+    fails_with(
+        &[
+            "run",
+            "--model",
+            path_str(&shipped_model()),
+            "--input",
+            path_str(&p),
+            path_str(&rho),
+            "--out",
+            path_str(dir.path()),
+        ],
+        "input `image`: expected shape [1, 3, 240, 320]",
+    );
 }
 
 #[test]
 fn wrong_number_of_inputs() {
     let dir = tempfile::tempdir().unwrap();
     let x = goldens().join("scene0_dense/input.npy");
-    fails_with(&["run", "--model", path_str(&shipped_model()), "--input", path_str(&x), "--out", path_str(dir.path())], "expected 2 tensors (image, rho)");
+    fails_with(
+        &["run", "--model", path_str(&shipped_model()), "--input", path_str(&x), "--out", path_str(dir.path())],
+        "expected 2 tensors (image, rho)",
+    );
 }
 
 #[test]

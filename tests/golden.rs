@@ -16,7 +16,11 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
 }
 
 fn cases() -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(goldens()).expect("models/goldens exists").map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    let mut v: Vec<_> = std::fs::read_dir(goldens())
+        .expect("models/goldens exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
     v.sort();
     assert!(v.len() >= 3, "expected golden cases in {:?}", goldens());
     v
@@ -52,7 +56,8 @@ fn image_path_matches_onnxruntime_labels_and_depth() {
     let mut session = Session::new(model).unwrap();
     let case = cases().into_iter().find(|c| mode_of(c) == ComputeMode::Dense).expect("a dense golden");
     let img = image::open(case.join("input.png")).unwrap().to_rgb8();
-    let rgb = ndarray::Array3::from_shape_vec((img.height() as usize, img.width() as usize, 3), img.into_raw()).unwrap();
+    let rgb =
+        ndarray::Array3::from_shape_vec((img.height() as usize, img.width() as usize, 3), img.into_raw()).unwrap();
     let out = session.run(rgb.view()).unwrap();
     let depth = read_npy(&case.join("depth.npy")).unwrap();
     let depth = depth.to_plain_array_view::<f32>().unwrap();

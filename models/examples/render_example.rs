@@ -32,9 +32,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let (w, h) = (frame.width(), frame.height());
-    let save = |name: &str, data: Vec<u8>| {
-        image::save_buffer(out.join(name), &data, w, h, image::ExtendedColorType::Rgb8)
-    };
+    let save =
+        |name: &str, data: Vec<u8>| image::save_buffer(out.join(name), &data, w, h, image::ExtendedColorType::Rgb8);
     save("rgb.png", frame.rgb.iter().copied().collect())?;
     save("label.png", frame.colorized_labels().iter().copied().collect())?;
     let dmax = frame.depth.iter().copied().fold(0.0f32, f32::max);

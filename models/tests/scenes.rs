@@ -85,7 +85,8 @@ fn sphere_depth_and_normal_at_centre_pixel() {
     let shape = Shape::aabb(Vec3::new(4.0, 1.0, 0.0), Vec3::new(4.5, 3.0, 1.5));
     scene.push_object(Object { class: Class::Cabinet, shape, material });
     let f = scene.render(&intr, &pose);
-    let cab: Vec<f32> = f.depth.iter().zip(f.label.iter()).filter(|(_, &l)| l == Class::Cabinet.id()).map(|(d, _)| *d).collect();
+    let cab: Vec<f32> =
+        f.depth.iter().zip(f.label.iter()).filter(|(_, &l)| l == Class::Cabinet.id()).map(|(d, _)| *d).collect();
     assert!(cab.len() > 200);
     assert!(cab.iter().all(|&d| (d - 2.0).abs() < 1e-5));
 }
@@ -144,7 +145,12 @@ fn rendering_is_deterministic_and_seed_dependent() {
     let b = render(11);
     assert_eq!(a.rgb, b.rgb);
     assert_eq!(a.label, b.label);
-    let bits = |x: &Frame| (x.depth.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), x.normals.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    let bits = |x: &Frame| {
+        (
+            x.depth.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            x.normals.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        )
+    };
     assert_eq!(bits(&a), bits(&b));
     let c = render(12);
     assert_ne!(a.rgb, c.rgb);
@@ -241,7 +247,15 @@ fn npy_readable_by_numpy() {
 fn write_dataset_files_and_meta() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ds");
-    let spec = DatasetSpec { out_dir: out.clone(), first_seed: 5, count: 3, width: 40, height: 30, hfov_deg: 70.0, trajectory: false };
+    let spec = DatasetSpec {
+        out_dir: out.clone(),
+        first_seed: 5,
+        count: 3,
+        width: 40,
+        height: 30,
+        hfov_deg: 70.0,
+        trajectory: false,
+    };
     let calls = std::sync::Mutex::new(Vec::new());
     write_dataset(&spec, &|n| calls.lock().unwrap().push(n)).unwrap();
     let mut calls = calls.into_inner().unwrap();
@@ -266,7 +280,8 @@ fn write_dataset_files_and_meta() {
     assert!(depth.iter().zip(frame.depth.iter()).all(|(a, b)| a.to_bits() == b.to_bits()));
     let normals = load_npy(&out.join("000006_normals.npy")).unwrap();
     assert_eq!(normals.shape(), &[30, 40, 3]);
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("meta.json")).unwrap()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("meta.json")).unwrap()).unwrap();
     assert_eq!(meta["class_names"][7], "picture");
     assert_eq!(meta["palette"].as_array().unwrap().len(), 8);
     assert_eq!(meta["intrinsics"]["width"], 40);
@@ -281,7 +296,8 @@ fn write_dataset_files_and_meta() {
     for i in 0..3 {
         assert!(traj_dir.join(format!("{i:06}_rgb.png")).is_file());
     }
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(traj_dir.join("meta.json")).unwrap()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(traj_dir.join("meta.json")).unwrap()).unwrap();
     assert_eq!(meta["trajectory"], true);
     assert!((meta["samples"][1]["time_s"].as_f64().unwrap() - 0.1).abs() < 1e-6);
 }
@@ -290,7 +306,15 @@ fn write_dataset_files_and_meta() {
 fn bad_specs_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("never");
-    let good = DatasetSpec { out_dir: out.clone(), first_seed: 0, count: 2, width: 32, height: 24, hfov_deg: 70.0, trajectory: false };
+    let good = DatasetSpec {
+        out_dir: out.clone(),
+        first_seed: 0,
+        count: 2,
+        width: 32,
+        height: 24,
+        hfov_deg: 70.0,
+        trajectory: false,
+    };
     assert!(good.validate().is_ok());
     let bad = [
         DatasetSpec { width: 0, ..good.clone() },

@@ -116,12 +116,24 @@ fn attr_ints(n: &NodeProto, name: &str) -> Option<Vec<i64>> {
 impl ModelInfo {
     /// Read the `pag.*` metadata of `proto` and check that the graph has the structure it names.
     pub fn from_proto(proto: &ModelProto) -> Result<ModelInfo> {
-        let metadata: HashMap<String, String> =
-            proto.metadata_props.iter().filter(|p| p.key.starts_with("pag.")).map(|p| (p.key.clone(), p.value.clone())).collect();
+        let metadata: HashMap<String, String> = proto
+            .metadata_props
+            .iter()
+            .filter(|p| p.key.starts_with("pag."))
+            .map(|p| (p.key.clone(), p.value.clone()))
+            .collect();
         match metadata.get("pag.contract_version") {
-            None => return Err(contract("metadata", "no `pag.contract_version`: this is not a PAG model (use `pag run --input` to run arbitrary ONNX)")),
+            None => {
+                return Err(contract(
+                    "metadata",
+                    "no `pag.contract_version`: this is not a PAG model (use `pag run --input` to run arbitrary ONNX)",
+                ))
+            }
             Some(v) if v != CONTRACT_VERSION => {
-                return Err(contract("metadata `pag.contract_version`", format!("version {v} is not supported (this runtime reads {CONTRACT_VERSION})")))
+                return Err(contract(
+                    "metadata `pag.contract_version`",
+                    format!("version {v} is not supported (this runtime reads {CONTRACT_VERSION})"),
+                ))
             }
             Some(_) => {}
         }
@@ -130,17 +142,29 @@ impl ModelInfo {
         let class_names: Vec<String> = json(&metadata, "pag.class_names")?;
         let palette: Vec<[u8; 3]> = json(&metadata, "pag.palette")?;
         if class_names.is_empty() || class_names.len() > 256 {
-            return Err(contract("metadata `pag.class_names`", format!("{} classes (1 to 256 allowed)", class_names.len())));
+            return Err(contract(
+                "metadata `pag.class_names`",
+                format!("{} classes (1 to 256 allowed)", class_names.len()),
+            ));
         }
         if palette.len() != class_names.len() {
-            return Err(contract("metadata `pag.palette`", format!("{} colours for {} classes", palette.len(), class_names.len())));
+            return Err(contract(
+                "metadata `pag.palette`",
+                format!("{} colours for {} classes", palette.len(), class_names.len()),
+            ));
         }
         let input: InputSpec = json(&metadata, "pag.input")?;
         if input.layout != "NCHW" || input.color != "RGB" {
-            return Err(contract("metadata `pag.input`", format!("layout {} / colour {} (only NCHW RGB)", input.layout, input.color)));
+            return Err(contract(
+                "metadata `pag.input`",
+                format!("layout {} / colour {} (only NCHW RGB)", input.layout, input.color),
+            ));
         }
         if input.height == 0 || input.width == 0 || input.height > 8192 || input.width > 8192 {
-            return Err(contract("metadata `pag.input`", format!("size {}x{} out of range", input.width, input.height)));
+            return Err(contract(
+                "metadata `pag.input`",
+                format!("size {}x{} out of range", input.width, input.height),
+            ));
         }
         if input.std.iter().any(|s| !(*s > 0.0)) {
             return Err(contract("metadata `pag.input`", "std must be > 0"));
@@ -177,18 +201,27 @@ impl ModelInfo {
 
 fn validate_gated(g: &Graph, b: &GatedBlockSpec) -> Result<()> {
     let at = format!("gated block `{}`", b.name);
-    for (role, t) in [("input", &b.input), ("score", &b.score), ("mask", &b.mask), ("branch", &b.branch), ("output", &b.output)] {
+    for (role, t) in
+        [("input", &b.input), ("score", &b.score), ("mask", &b.mask), ("branch", &b.branch), ("output", &b.output)]
+    {
         if !g.exists(t) {
             return Err(contract(&at, format!("{role} tensor `{t}` does not exist")));
         }
     }
     let add = g.node(&b.output, &at)?;
     if add.op_type != "Add" {
-        return Err(contract(format!("{at}, node `{}`", add.name), format!("output must come from Add, found {}", add.op_type)));
+        return Err(contract(
+            format!("{at}, node `{}`", add.name),
+            format!("output must come from Add, found {}", add.op_type),
+        ));
     }
-    let mul_t = add.input.iter().find(|i| **i != b.input).ok_or_else(|| contract(&at, "Add does not read the block input"))?;
+    let mul_t =
+        add.input.iter().find(|i| **i != b.input).ok_or_else(|| contract(&at, "Add does not read the block input"))?;
     if !add.input.contains(&b.input) {
-        return Err(contract(format!("{at}, node `{}`", add.name), format!("the residual Add does not read the block input `{}`", b.input)));
+        return Err(contract(
+            format!("{at}, node `{}`", add.name),
+            format!("the residual Add does not read the block input `{}`", b.input),
+        ));
     }
     let mul = g.node(mul_t, &at)?;
     if mul.op_type != "Mul" || !mul.input.contains(&b.mask) || !mul.input.contains(&b.branch) {
@@ -196,11 +229,19 @@ fn validate_gated(g: &Graph, b: &GatedBlockSpec) -> Result<()> {
     }
     let conv = g.node(&b.score, &at)?;
     if conv.op_type != "Conv" || conv.input.first() != Some(&b.input) {
-        return Err(contract(format!("{at}, node `{}`", conv.name), "the gate score must be a Conv of the block input"));
+        return Err(contract(
+            format!("{at}, node `{}`", conv.name),
+            "the gate score must be a Conv of the block input",
+        ));
     }
-    let w = g.conv_weight(conv).ok_or_else(|| contract(format!("{at}, node `{}`", conv.name), "gate weights must be an initializer"))?;
+    let w = g
+        .conv_weight(conv)
+        .ok_or_else(|| contract(format!("{at}, node `{}`", conv.name), "gate weights must be an initializer"))?;
     if w.dims.first() != Some(&1) {
-        return Err(contract(format!("{at}, node `{}`", conv.name), format!("the gate must have 1 output channel, has {:?}", w.dims.first())));
+        return Err(contract(
+            format!("{at}, node `{}`", conv.name),
+            format!("the gate must have 1 output channel, has {:?}", w.dims.first()),
+        ));
     }
     Ok(())
 }
@@ -218,7 +259,10 @@ fn validate_multipool(g: &Graph, m: &MultiPoolSpec) -> Result<()> {
     let sel = g.node(&m.selector, &at)?;
     let sel_w = g.conv_weight(sel);
     if sel.op_type != "Conv" || sel_w.map(|w| w.dims.first().copied()) != Some(Some(m.branches.len() as i64)) {
-        return Err(contract(format!("{at}, node `{}`", sel.name), format!("the selector must be a Conv with {} output channels", m.branches.len())));
+        return Err(contract(
+            format!("{at}, node `{}`", sel.name),
+            format!("the selector must be a Conv with {} output channels", m.branches.len()),
+        ));
     }
     if !g.consumers.get(m.selector.as_str()).is_some_and(|c| c.iter().any(|n| n.op_type == "ArgMax")) {
         return Err(contract(&at, "the selector must feed an ArgMax (one branch per pixel)"));
@@ -237,7 +281,13 @@ fn validate_multipool(g: &Graph, m: &MultiPoolSpec) -> Result<()> {
         }
         let dil = attr_ints(n, "dilations").unwrap_or_else(|| vec![1, 1]);
         if n.op_type != "Conv" || n.input.first() != Some(&m.input) || dil != vec![*d as i64, *d as i64] {
-            return Err(contract(format!("{at}, node `{}`", n.name), format!("branch must be a Conv of the input with dilation {d}, found {} with dilations {dil:?}", n.op_type)));
+            return Err(contract(
+                format!("{at}, node `{}`", n.name),
+                format!(
+                    "branch must be a Conv of the input with dilation {d}, found {} with dilations {dil:?}",
+                    n.op_type
+                ),
+            ));
         }
     }
     Ok(())
@@ -245,7 +295,8 @@ fn validate_multipool(g: &Graph, m: &MultiPoolSpec) -> Result<()> {
 
 /// Fail with the first node whose operator tract cannot run.
 pub fn check_operators(proto: &ModelProto, known: impl Fn(&str) -> bool) -> Result<()> {
-    let graph = proto.graph.as_ref().ok_or_else(|| PagError::NotOnnx { what: "model".into(), reason: "no graph".into() })?;
+    let graph =
+        proto.graph.as_ref().ok_or_else(|| PagError::NotOnnx { what: "model".into(), reason: "no graph".into() })?;
     for n in &graph.node {
         if !known(&n.op_type) {
             return Err(PagError::UnsupportedOperator { op: n.op_type.clone(), node: n.name.clone() });

@@ -11,7 +11,11 @@ use crate::model::{check_supported, decode_onnx, read_file};
 /// Read a `.npy` file into a tract tensor (f32, f64, i64, i32, u8 or bool).
 pub fn read_npy(path: &Path) -> Result<Tensor> {
     let bytes = read_file(path)?;
-    let bad = |reason: String| PagError::Shape { what: format!("tensor file {}", path.display()), expected: "a .npy array of f32, f64, i64, i32, u8 or bool".into(), got: reason };
+    let bad = |reason: String| PagError::Shape {
+        what: format!("tensor file {}", path.display()),
+        expected: "a .npy array of f32, f64, i64, i32, u8 or bool".into(),
+        got: reason,
+    };
     macro_rules! try_as {
         ($($t:ty),*) => {$(
             if let Ok(a) = ArrayD::<$t>::read_npy(&bytes[..]) { return Ok(a.into_tensor()); }
@@ -36,7 +40,13 @@ pub fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
         DatumType::I32 => t.to_plain_array_view::<i32>().map(|a| a.write_npy(w)),
         DatumType::U8 => t.to_plain_array_view::<u8>().map(|a| a.write_npy(w)),
         DatumType::Bool => t.to_plain_array_view::<bool>().map(|a| a.mapv(|b| b as u8).write_npy(w)),
-        dt => return Err(PagError::Shape { what: "output tensor".into(), expected: "f32, f64, i64, i32, u8 or bool".into(), got: format!("{dt:?}") }),
+        dt => {
+            return Err(PagError::Shape {
+                what: "output tensor".into(),
+                expected: "f32, f64, i64, i32, u8 or bool".into(),
+                got: format!("{dt:?}"),
+            })
+        }
     };
     res.map_err(tract_err("read an output of"))?.map_err(|e| io(std::io::Error::other(e.to_string())))
 }
@@ -56,10 +66,20 @@ pub fn run_onnx(path: &Path, inputs: Vec<Tensor>) -> Result<Vec<(String, Tensor)
         .map(|i| {
             let dims = i.r#type.as_ref().and_then(|t| t.value.as_ref()).map(|v| {
                 let tract_onnx::pb::type_proto::Value::TensorType(tt) = v;
-                tt.shape.as_ref().map(|s| s.dim.iter().map(|d| match d.value {
-                    Some(tract_onnx::pb::tensor_shape_proto::dimension::Value::DimValue(v)) if v > 0 => Some(v as usize),
-                    _ => None,
-                }).collect()).unwrap_or_default()
+                tt.shape
+                    .as_ref()
+                    .map(|s| {
+                        s.dim
+                            .iter()
+                            .map(|d| match d.value {
+                                Some(tract_onnx::pb::tensor_shape_proto::dimension::Value::DimValue(v)) if v > 0 => {
+                                    Some(v as usize)
+                                }
+                                _ => None,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
             });
             (i.name.clone(), dims.unwrap_or_default())
         })
@@ -67,20 +87,31 @@ pub fn run_onnx(path: &Path, inputs: Vec<Tensor>) -> Result<Vec<(String, Tensor)
     if decls.len() != inputs.len() {
         return Err(PagError::Shape {
             what: "inputs".into(),
-            expected: format!("{} tensors ({})", decls.len(), decls.iter().map(|d| d.0.as_str()).collect::<Vec<_>>().join(", ")),
+            expected: format!(
+                "{} tensors ({})",
+                decls.len(),
+                decls.iter().map(|d| d.0.as_str()).collect::<Vec<_>>().join(", ")
+            ),
             got: format!("{} tensors", inputs.len()),
         });
     }
     for ((name, dims), t) in decls.iter().zip(&inputs) {
-        let ok = dims.is_empty() || (dims.len() == t.rank() && dims.iter().zip(t.shape()).all(|(d, s)| d.is_none_or(|d| d == *s)));
+        let ok = dims.is_empty()
+            || (dims.len() == t.rank() && dims.iter().zip(t.shape()).all(|(d, s)| d.is_none_or(|d| d == *s)));
         if !ok {
             let show: Vec<String> = dims.iter().map(|d| d.map_or("?".into(), |d| d.to_string())).collect();
-            return Err(PagError::Shape { what: format!("input `{name}`"), expected: format!("shape [{}]", show.join(", ")), got: format!("{:?}", t.shape()) });
+            return Err(PagError::Shape {
+                what: format!("input `{name}`"),
+                expected: format!("shape [{}]", show.join(", ")),
+                got: format!("{:?}", t.shape()),
+            });
         }
     }
     let mut model = tract_onnx::onnx().model_for_proto_model(&proto).map_err(tract_err("parse"))?;
     for (ix, t) in inputs.iter().enumerate() {
-        model.set_input_fact(ix, InferenceFact::dt_shape(t.datum_type(), t.shape())).map_err(tract_err("type the inputs of"))?;
+        model
+            .set_input_fact(ix, InferenceFact::dt_shape(t.datum_type(), t.shape()))
+            .map_err(tract_err("type the inputs of"))?;
     }
     let plan = model.into_optimized().map_err(tract_err("optimise"))?.into_runnable().map_err(tract_err("plan"))?;
     let outs = plan.run(inputs.into_iter().map(|t| t.into_tvalue()).collect()).map_err(tract_err("run"))?;

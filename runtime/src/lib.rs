@@ -18,16 +18,16 @@
 pub mod contract;
 mod error;
 pub mod generic;
-mod model;
 mod mode;
+mod model;
 mod outputs;
 mod preprocess;
 mod session;
 
 pub use contract::{GatedBlockSpec, InputSpec, ModelInfo, MultiPoolSpec};
 pub use error::{PagError, Result};
-pub use model::{count_macs, decode_onnx, PagModel};
 pub use mode::ComputeMode;
+pub use model::{count_macs, decode_onnx, PagModel};
 pub use outputs::Outputs;
 pub use preprocess::fill_input;
 pub use session::{Resolution, Session, MAX_IMAGE_SIDE};

@@ -44,9 +44,9 @@ impl FromStr for ComputeMode {
             "native" => Ok(ComputeMode::Native),
             _ => {
                 let num = s.strip_prefix("budget:").unwrap_or(s);
-                let rho: f32 = num
-                    .parse()
-                    .map_err(|_| PagError::Mode(format!("`{s}` is not `dense`, `native`, `budget:ρ` or a number ρ in (0, 1]")))?;
+                let rho: f32 = num.parse().map_err(|_| {
+                    PagError::Mode(format!("`{s}` is not `dense`, `native`, `budget:ρ` or a number ρ in (0, 1]"))
+                })?;
                 ComputeMode::budget(rho)
             }
         }

@@ -28,7 +28,10 @@ pub fn decode_onnx(bytes: &[u8], what: &str) -> Result<ModelProto> {
         .proto_model_for_read(&mut &bytes[..])
         .map_err(|e| PagError::NotOnnx { what: what.into(), reason: format!("{e:#}") })?;
     if proto.graph.as_ref().is_none_or(|g| g.node.is_empty()) {
-        return Err(PagError::NotOnnx { what: what.into(), reason: "it has no graph nodes (truncated or not a model?)".into() });
+        return Err(PagError::NotOnnx {
+            what: what.into(),
+            reason: "it has no graph nodes (truncated or not a model?)".into(),
+        });
     }
     Ok(proto)
 }
@@ -57,20 +60,32 @@ impl PagModel {
         let info = ModelInfo::from_proto(&proto)?;
         let mut model = tract_onnx::onnx().model_for_proto_model(&proto).map_err(tract_err("parse"))?;
         let graph = proto.graph.as_ref().expect("checked by decode_onnx");
-        let inputs: Vec<&str> =
-            graph.input.iter().map(|i| i.name.as_str()).filter(|n| !graph.initializer.iter().any(|t| t.name == *n)).collect();
+        let inputs: Vec<&str> = graph
+            .input
+            .iter()
+            .map(|i| i.name.as_str())
+            .filter(|n| !graph.initializer.iter().any(|t| t.name == *n))
+            .collect();
         let input_index = inputs.iter().position(|n| *n == info.input.name).expect("validated by the contract");
-        let rho_index = info.rho_input.as_ref().map(|r| inputs.iter().position(|n| n == r).expect("validated by the contract"));
+        let rho_index =
+            info.rho_input.as_ref().map(|r| inputs.iter().position(|n| n == r).expect("validated by the contract"));
         let (h, w) = (info.input.height, info.input.width);
-        model.set_input_fact(input_index, f32::fact([1, 3, h, w]).into()).map_err(tract_err("type the image input of"))?;
+        model
+            .set_input_fact(input_index, f32::fact([1, 3, h, w]).into())
+            .map_err(tract_err("type the image input of"))?;
         if let Some(ix) = rho_index {
             model.set_input_fact(ix, f32::fact([1]).into()).map_err(tract_err("type the ρ input of"))?;
         }
-        let typed = model.into_typed().map_err(tract_err("type"))?.into_decluttered().map_err(tract_err("declutter"))?;
+        let typed =
+            model.into_typed().map_err(tract_err("type"))?.into_decluttered().map_err(tract_err("declutter"))?;
         let dense_macs = count_macs(&typed)?;
         let names: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
         let pos = |n: &str| names.iter().position(|x| x == n).expect("validated by the contract");
-        let output_index = [pos(crate::contract::OUTPUT_SEG), pos(crate::contract::OUTPUT_DEPTH), pos(crate::contract::OUTPUT_NORMALS)];
+        let output_index = [
+            pos(crate::contract::OUTPUT_SEG),
+            pos(crate::contract::OUTPUT_DEPTH),
+            pos(crate::contract::OUTPUT_NORMALS),
+        ];
         let plan = typed.into_optimized().map_err(tract_err("optimise"))?.into_runnable().map_err(tract_err("plan"))?;
         Ok(PagModel { info, dense_macs, plan, input_index, rho_index, output_index })
     }
@@ -85,10 +100,16 @@ impl PagModel {
 pub fn count_macs(model: &TypedModel) -> Result<u64> {
     let mut total = 0u64;
     for node in model.nodes() {
-        let facts: TVec<&TypedFact> = node.inputs.iter().map(|o| model.outlet_fact(*o)).collect::<TractResult<_>>().map_err(tract_err("inspect"))?;
+        let facts: TVec<&TypedFact> = node
+            .inputs
+            .iter()
+            .map(|o| model.outlet_fact(*o))
+            .collect::<TractResult<_>>()
+            .map_err(tract_err("inspect"))?;
         for (cost, n) in node.op.cost(&facts).map_err(tract_err("cost"))? {
             if let Cost::FMA(_) = cost {
-                total += n.to_i64().map_err(|e| PagError::Tract { stage: "count MACs of", reason: format!("{e:?}") })? as u64;
+                total += n.to_i64().map_err(|e| PagError::Tract { stage: "count MACs of", reason: format!("{e:?}") })?
+                    as u64;
             }
         }
     }

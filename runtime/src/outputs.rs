@@ -18,7 +18,12 @@ pub struct Outputs {
 
 impl Outputs {
     /// Convert raw model outputs (1×K×H×W logits, 1×1×H×W depth, 1×3×H×W normals).
-    pub fn from_raw(seg: ArrayView4<f32>, depth: ArrayView4<f32>, normals: ArrayView4<f32>, scale: (f32, f32)) -> Outputs {
+    pub fn from_raw(
+        seg: ArrayView4<f32>,
+        depth: ArrayView4<f32>,
+        normals: ArrayView4<f32>,
+        scale: (f32, f32),
+    ) -> Outputs {
         let seg = seg.index_axis(Axis(0), 0);
         let (k, h, w) = (seg.shape()[0], seg.shape()[1], seg.shape()[2]);
         let labels = Array2::from_shape_fn((h, w), |(y, x)| {
@@ -30,7 +35,13 @@ impl Outputs {
             }
             best as u8
         });
-        let depth = depth.index_axis(Axis(0), 0).index_axis(Axis(0), 0).mapv(|d| if d.is_finite() && d > 0.0 { d } else { f32::NAN });
+        let depth = depth.index_axis(Axis(0), 0).index_axis(Axis(0), 0).mapv(|d| {
+            if d.is_finite() && d > 0.0 {
+                d
+            } else {
+                f32::NAN
+            }
+        });
         let normals = normals.index_axis(Axis(0), 0).permuted_axes([1, 2, 0]).as_standard_layout().into_owned();
         Outputs { labels, depth, normals, scale }
     }
@@ -51,7 +62,8 @@ impl Outputs {
             top * (1.0 - fy) + bot * fy
         };
         let depth = Array2::from_shape_fn((height, width), |(y, x)| bilerp(y, x, &|a, b| self.depth[[a, b]]));
-        let mut normals = Array3::from_shape_fn((height, width, 3), |(y, x, c)| bilerp(y, x, &|a, b| self.normals[[a, b, c]]));
+        let mut normals =
+            Array3::from_shape_fn((height, width, 3), |(y, x, c)| bilerp(y, x, &|a, b| self.normals[[a, b, c]]));
         for mut n in normals.lanes_mut(Axis(2)) {
             let len = n.dot(&n).sqrt().max(1e-12);
             n.mapv_inplace(|v| v / len);
@@ -73,8 +85,13 @@ mod tests {
 
     fn raw() -> Outputs {
         let seg = Array4::from_shape_fn((1, 3, 4, 6), |(_, c, y, x)| if c == (x + y) % 3 { 1.0 } else { 0.0 });
-        let depth = Array4::from_shape_fn((1, 1, 4, 6), |(_, _, y, x)| if x == 0 && y == 0 { -1.0 } else { 1.0 + x as f32 });
-        let normals = Array4::from_shape_fn((1, 3, 4, 6), |(_, c, _, x)| match c { 0 => (x as f32 * 0.3).sin(), 1 => 0.0, _ => -(x as f32 * 0.3).cos() });
+        let depth =
+            Array4::from_shape_fn((1, 1, 4, 6), |(_, _, y, x)| if x == 0 && y == 0 { -1.0 } else { 1.0 + x as f32 });
+        let normals = Array4::from_shape_fn((1, 3, 4, 6), |(_, c, _, x)| match c {
+            0 => (x as f32 * 0.3).sin(),
+            1 => 0.0,
+            _ => -(x as f32 * 0.3).cos(),
+        });
         Outputs::from_raw(seg.view(), depth.view(), normals.view(), (0.5, 0.5))
     }
 

@@ -37,7 +37,16 @@ mod tests {
     use ndarray::{Array3, Array4};
 
     fn spec(h: usize, w: usize) -> InputSpec {
-        InputSpec { name: "image".into(), height: h, width: w, layout: "NCHW".into(), color: "RGB".into(), scale: 1.0 / 255.0, mean: [0.5, 0.25, 0.0], std: [0.5, 0.25, 1.0] }
+        InputSpec {
+            name: "image".into(),
+            height: h,
+            width: w,
+            layout: "NCHW".into(),
+            color: "RGB".into(),
+            scale: 1.0 / 255.0,
+            mean: [0.5, 0.25, 0.0],
+            std: [0.5, 0.25, 1.0],
+        }
     }
 
     #[test]

@@ -5,8 +5,8 @@ use ndarray::{ArrayView3, Ix4};
 use tract_onnx::prelude::*;
 
 use crate::error::{tract_err, PagError, Result};
-use crate::model::PagModel;
 use crate::mode::ComputeMode;
+use crate::model::PagModel;
 use crate::outputs::Outputs;
 use crate::preprocess::fill_input;
 
@@ -42,7 +42,8 @@ pub struct Session {
 impl Session {
     pub fn new(model: Arc<PagModel>) -> Result<Session> {
         let state = TypedSimpleState::new(&model.plan).map_err(tract_err("start a session for"))?;
-        let input = Tensor::zero::<f32>(&[1, 3, model.info.input.height, model.info.input.width]).map_err(tract_err("allocate input for"))?;
+        let input = Tensor::zero::<f32>(&[1, 3, model.info.input.height, model.info.input.width])
+            .map_err(tract_err("allocate input for"))?;
         Ok(Session { model, state, input, mode: ComputeMode::Dense, resolution: Resolution::Model })
     }
 
@@ -78,7 +79,12 @@ impl Session {
         let raw = self.run_tensor(self.input.clone())?;
         let (mh, mw) = (raw[1].shape()[2], raw[1].shape()[3]);
         let views: Vec<ndarray::ArrayView4<f32>> = raw.iter().map(view4).collect::<Result<_>>()?;
-        let out = Outputs::from_raw(views[0].view(), views[1].view(), views[2].view(), (mh as f32 / h as f32, mw as f32 / w as f32));
+        let out = Outputs::from_raw(
+            views[0].view(),
+            views[1].view(),
+            views[2].view(),
+            (mh as f32 / h as f32, mw as f32 / w as f32),
+        );
         Ok(match self.resolution {
             Resolution::Model => out,
             Resolution::Input => out.resized(h, w),
@@ -91,9 +97,12 @@ impl Session {
         let mut image = Some(image);
         let mut rho = m.rho_index.map(|_| tensor1(&[self.mode.rho_input()]));
         let inputs: TVec<TValue> = (0..m.input_count())
-            .map(|i| if i == m.input_index { image.take() } else { rho.take() }.expect("one image and one ρ").into_tvalue())
+            .map(|i| {
+                if i == m.input_index { image.take() } else { rho.take() }.expect("one image and one ρ").into_tvalue()
+            })
             .collect();
-        let mut outs: Vec<Option<TValue>> = self.state.run(inputs).map_err(tract_err("run"))?.into_iter().map(Some).collect();
+        let mut outs: Vec<Option<TValue>> =
+            self.state.run(inputs).map_err(tract_err("run"))?.into_iter().map(Some).collect();
         Ok(m.output_index.map(|i| outs[i].take().expect("distinct output indices")))
     }
 }

@@ -47,9 +47,21 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         ms.sort_by(f64::total_cmp);
         let q = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
         if a.json {
-            println!("{}", serde_json::json!({"model": path, "mode": mode.to_string(), "frames": ms.len(), "median_ms": q(0.5), "p10_ms": q(0.1), "p90_ms": q(0.9), "dense_macs": model.dense_macs}));
+            println!(
+                "{}",
+                serde_json::json!({"model": path, "mode": mode.to_string(), "frames": ms.len(), "median_ms": q(0.5), "p10_ms": q(0.1), "p90_ms": q(0.9), "dense_macs": model.dense_macs})
+            );
         } else {
-            println!("{:<12} median {:7.2} ms  p10 {:7.2}  p90 {:7.2}  ({} frames, {}×{})", mode.to_string(), q(0.5), q(0.1), q(0.9), ms.len(), w, h);
+            println!(
+                "{:<12} median {:7.2} ms  p10 {:7.2}  p90 {:7.2}  ({} frames, {}×{})",
+                mode.to_string(),
+                q(0.5),
+                q(0.1),
+                q(0.9),
+                ms.len(),
+                w,
+                h
+            );
         }
     }
     Ok(())

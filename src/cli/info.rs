@@ -7,8 +7,14 @@ pub fn info(path: &Path) -> Result<()> {
     let m = PagModel::load(path).with_context(|| format!("loading {}", path.display()))?;
     let i = &m.info;
     println!("model       {}", path.display());
-    println!("input       `{}` 1×3×{}×{} {} (x·{:.6} − mean {:?}) / std {:?}", i.input.name, i.input.height, i.input.width, i.input.color, i.input.scale, i.input.mean, i.input.std);
-    println!("outputs     seg_logits ({} classes), depth (m, optical z), normals (unit, camera optical frame)", i.class_names.len());
+    println!(
+        "input       `{}` 1×3×{}×{} {} (x·{:.6} − mean {:?}) / std {:?}",
+        i.input.name, i.input.height, i.input.width, i.input.color, i.input.scale, i.input.mean, i.input.std
+    );
+    println!(
+        "outputs     seg_logits ({} classes), depth (m, optical z), normals (unit, camera optical frame)",
+        i.class_names.len()
+    );
     println!("classes     {}", i.class_names.join(", "));
     println!("ρ input     {}", i.rho_input.as_deref().unwrap_or("none (no gates)"));
     if let Some(f) = i.camera_hfov_deg {

@@ -53,7 +53,8 @@ pub fn run(a: RunArgs) -> Result<()> {
         (Some(path), None) => (viz::from_image(&imageio::read_rgb(path)?), None),
         (None, Some(seed)) => {
             let i = &model.info;
-            let intr = Intrinsics::with_hfov(i.input.width as u32, i.input.height as u32, i.camera_hfov_deg.unwrap_or(70.0));
+            let intr =
+                Intrinsics::with_hfov(i.input.width as u32, i.input.height as u32, i.camera_hfov_deg.unwrap_or(70.0));
             let scene = Scene::random(seed);
             let frame = scene.render(&intr, &scene.random_pose(seed));
             (frame.rgb.clone(), Some(frame))
@@ -71,7 +72,8 @@ pub fn run(a: RunArgs) -> Result<()> {
     let ms = t.elapsed().as_secs_f64() * 1e3;
     write_pictures(&a.out, &rgb, &out, &model)?;
     if let Some(f) = &truth {
-        let gt = Outputs { labels: f.label.clone(), depth: f.depth.clone(), normals: f.normals.clone(), scale: (1.0, 1.0) };
+        let gt =
+            Outputs { labels: f.label.clone(), depth: f.depth.clone(), normals: f.normals.clone(), scale: (1.0, 1.0) };
         write_outputs(&a.out, "truth_", &gt, &model)?;
     }
     let range = viz::depth_range(out.depth.view());
@@ -81,7 +83,8 @@ pub fn run(a: RunArgs) -> Result<()> {
         "depth_range_m": range, "classes": model.info.class_names,
     });
     let summary_path = a.out.join("summary.json");
-    std::fs::write(&summary_path, serde_json::to_string_pretty(&summary)?).with_context(|| format!("writing {}", summary_path.display()))?;
+    std::fs::write(&summary_path, serde_json::to_string_pretty(&summary)?)
+        .with_context(|| format!("writing {}", summary_path.display()))?;
     println!("{} in {ms:.1} ms ({}) → {}", model_path.display(), a.mode, a.out.display());
     if let Some((lo, hi)) = range {
         println!("depth {lo:.2}–{hi:.2} m; pictures: segmentation.png overlay.png depth.png normals.png; raw: labels.npy depth.npy normals.npy");
@@ -126,7 +129,10 @@ fn run_tensors(model: &Path, inputs: &[PathBuf], out: &Path) -> Result<()> {
     let tensors = inputs.iter().map(|p| generic::read_npy(p)).collect::<Result<Vec<_>, _>>()?;
     let outputs = generic::run_onnx(model, tensors).with_context(|| format!("running {}", model.display()))?;
     for (name, t) in &outputs {
-        let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' { c } else { '_' }).collect();
+        let safe: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' { c } else { '_' })
+            .collect();
         let path = out.join(format!("{safe}.npy"));
         generic::write_npy(&path, t)?;
         println!("{name}: {:?} {:?} → {}", t.datum_type(), t.shape(), path.display());

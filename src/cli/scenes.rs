@@ -30,9 +30,21 @@ pub struct ScenesArgs {
 }
 
 pub fn scenes(a: ScenesArgs) -> Result<()> {
-    let spec = DatasetSpec { out_dir: a.out.clone(), first_seed: a.seed, count: a.count, width: a.width, height: a.height, hfov_deg: a.hfov, trajectory: a.trajectory };
+    let spec = DatasetSpec {
+        out_dir: a.out.clone(),
+        first_seed: a.seed,
+        count: a.count,
+        width: a.width,
+        height: a.height,
+        hfov_deg: a.hfov,
+        trajectory: a.trajectory,
+    };
     let bar = ProgressBar::new(a.count as u64);
-    bar.set_style(ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} {per_sec} eta {eta}").expect("valid template").progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
     bar.set_message("rendering");
     let done = AtomicUsize::new(0);
     write_dataset(&spec, &|_| {

@@ -21,7 +21,11 @@ pub fn goldens() -> PathBuf {
 /// Run the `pag` binary; returns (success, stdout, stderr).
 pub fn pag(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_pag")).args(args).output().expect("pag runs");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 pub fn path_str(p: &Path) -> &str {
