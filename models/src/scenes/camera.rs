@@ -24,14 +24,7 @@ impl Intrinsics {
     /// Square pixels, principal point at the image centre, horizontal field of view `hfov_deg`.
     pub fn with_hfov(width: u32, height: u32, hfov_deg: f32) -> Self {
         let f = (width as f32 * 0.5) / (hfov_deg.to_radians() * 0.5).tan();
-        Intrinsics {
-            width,
-            height,
-            fx: f,
-            fy: f,
-            cx: width as f32 * 0.5,
-            cy: height as f32 * 0.5,
-        }
+        Intrinsics { width, height, fx: f, fy: f, cx: width as f32 * 0.5, cy: height as f32 * 0.5 }
     }
 
     /// [`Intrinsics::with_hfov`] with the default 70° horizontal field of view.
@@ -43,11 +36,7 @@ impl Intrinsics {
     /// scaled so that its z component is 1.
     #[inline]
     pub fn pixel_ray(&self, u: u32, v: u32) -> [f32; 3] {
-        [
-            (u as f32 + 0.5 - self.cx) / self.fx,
-            (v as f32 + 0.5 - self.cy) / self.fy,
-            1.0,
-        ]
+        [(u as f32 + 0.5 - self.cx) / self.fx, (v as f32 + 0.5 - self.cy) / self.fy, 1.0]
     }
 }
 
@@ -72,11 +61,7 @@ impl Pose {
         let f = [p.cos() * y.cos(), p.cos() * y.sin(), p.sin()];
         let r0 = [y.sin(), -y.cos(), 0.0];
         // down = forward x right
-        let d0 = [
-            f[1] * r0[2] - f[2] * r0[1],
-            f[2] * r0[0] - f[0] * r0[2],
-            f[0] * r0[1] - f[1] * r0[0],
-        ];
+        let d0 = [f[1] * r0[2] - f[2] * r0[1], f[2] * r0[0] - f[0] * r0[2], f[0] * r0[1] - f[1] * r0[0]];
         let (sr, cr) = r.sin_cos();
         let right: Vec<f64> = (0..3).map(|i| cr * r0[i] + sr * d0[i]).collect();
         let down: Vec<f64> = (0..3).map(|i| -sr * r0[i] + cr * d0[i]).collect();

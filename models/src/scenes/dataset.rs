@@ -99,7 +99,10 @@ fn save_png(path: &Path, data: &[u8], w: u32, h: u32, color: image::ExtendedColo
 
 /// Write `data` with `shape` as a little-endian f32 `.npy` file.
 pub fn save_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), SceneError> {
-    let bad = |e: String| SceneError::Io { path: path.to_path_buf(), source: std::io::Error::new(std::io::ErrorKind::InvalidData, e) };
+    let bad = |e: String| SceneError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    };
     let a = ndarray::ArrayViewD::from_shape(shape, data).map_err(|e| bad(e.to_string()))?;
     ndarray_npy::write_npy(path, &a).map_err(|e| bad(e.to_string()))
 }

@@ -260,7 +260,11 @@ impl Placer {
         let material = match rng.random_range(0..3) {
             0 => Material::plain(base),
             1 => Material { base, alt: shade(base, 0.85), texture: Texture::Noise { scale: uni(rng, 0.1, 0.5) } },
-            _ => Material { base, alt: shade(base, 0.7), texture: Texture::Bands { period: uni(rng, 0.3, 1.2), duty: 0.1 } },
+            _ => Material {
+                base,
+                alt: shade(base, 0.7),
+                texture: Texture::Bands { period: uni(rng, 0.3, 1.2), duty: 0.1 },
+            },
         };
         let (x, y, r, shape);
         if rng.random_bool(0.7) {
@@ -346,4 +350,3 @@ impl Placer {
         Some(parts)
     }
 }
-

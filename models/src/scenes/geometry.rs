@@ -24,11 +24,7 @@ impl Vec3 {
         self.x * o.x + self.y * o.y + self.z * o.z
     }
     pub fn cross(self, o: Vec3) -> Vec3 {
-        Vec3::new(
-            self.y * o.z - self.z * o.y,
-            self.z * o.x - self.x * o.z,
-            self.x * o.y - self.y * o.x,
-        )
+        Vec3::new(self.y * o.z - self.z * o.y, self.z * o.x - self.x * o.z, self.x * o.y - self.y * o.x)
     }
     pub fn length(self) -> f32 {
         self.dot(self).sqrt()
@@ -303,12 +299,7 @@ impl Cuboid {
         let mut ln = [0.0f32; 3];
         ln[axis] = sign;
         let local_normal = Vec3::from_array(ln);
-        Some(Hit {
-            t,
-            normal: self.to_world(local_normal),
-            local: o + d * t,
-            local_normal,
-        })
+        Some(Hit { t, normal: self.to_world(local_normal), local: o + d * t, local_normal })
     }
 }
 
@@ -356,12 +347,7 @@ impl Cylinder {
         }
         best.map(|(t, normal)| {
             let p = ray.at(t);
-            Hit {
-                t,
-                normal,
-                local: Vec3::new(p.x - self.x, p.y - self.y, p.z - self.z0),
-                local_normal: normal,
-            }
+            Hit { t, normal, local: Vec3::new(p.x - self.x, p.y - self.y, p.z - self.z0), local_normal: normal }
         })
     }
 }

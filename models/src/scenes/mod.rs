@@ -33,14 +33,14 @@ pub const CLASS_NAMES: [&str; NUM_CLASSES] =
 
 /// Display colour of each class (for visualising label maps).
 pub const PALETTE: [[u8; 3]; NUM_CLASSES] = [
-    [128, 64, 128], // floor: purple
-    [70, 130, 180], // wall: steel blue
+    [128, 64, 128],  // floor: purple
+    [70, 130, 180],  // wall: steel blue
     [230, 230, 120], // ceiling: pale yellow
-    [220, 20, 60],  // table: crimson
-    [0, 160, 80],   // cabinet: green
-    [255, 140, 0],  // pillar: orange
-    [0, 210, 255],  // ball: cyan
-    [255, 0, 200],  // picture: magenta
+    [220, 20, 60],   // table: crimson
+    [0, 160, 80],    // cabinet: green
+    [255, 140, 0],   // pillar: orange
+    [0, 210, 255],   // ball: cyan
+    [255, 0, 200],   // picture: magenta
 ];
 
 /// Label value of pixels where no surface was hit (never happens inside a closed room).

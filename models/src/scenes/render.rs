@@ -68,7 +68,11 @@ pub fn colorize_labels(label: &Array2<u8>) -> Array3<u8> {
     let (h, w) = label.dim();
     Array3::from_shape_fn((h, w, 3), |(v, u, c)| {
         let id = label[[v, u]] as usize;
-        if id < NUM_CLASSES { PALETTE[id][c] } else { 0 }
+        if id < NUM_CLASSES {
+            PALETTE[id][c]
+        } else {
+            0
+        }
     })
 }
 
@@ -93,7 +97,11 @@ impl Scene {
             } else if n.z > 0.0 {
                 FACE_CEILING
             } else if n.x != 0.0 {
-                if n.x < 0.0 { 2 } else { 3 }
+                if n.x < 0.0 {
+                    2
+                } else {
+                    3
+                }
             } else if n.y < 0.0 {
                 4
             } else {

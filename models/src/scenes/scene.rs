@@ -53,7 +53,6 @@ pub(crate) fn uni(rng: &mut ChaCha8Rng, lo: f32, hi: f32) -> f32 {
     }
 }
 
-
 impl Scene {
     /// An empty room of the given size (metres) with plain grey surfaces and the light
     /// centred 0.15 m below the ceiling.
@@ -195,8 +194,20 @@ impl Scene {
     /// Horizontal distance from (x, y) to the wall in direction `yaw`.
     fn free_distance(&self, x: f32, y: f32, yaw: f32) -> f32 {
         let (s, c) = yaw.sin_cos();
-        let tx = if c > 0.0 { (self.size.x - x) / c } else if c < 0.0 { -x / c } else { f32::INFINITY };
-        let ty = if s > 0.0 { (self.size.y - y) / s } else if s < 0.0 { -y / s } else { f32::INFINITY };
+        let tx = if c > 0.0 {
+            (self.size.x - x) / c
+        } else if c < 0.0 {
+            -x / c
+        } else {
+            f32::INFINITY
+        };
+        let ty = if s > 0.0 {
+            (self.size.y - y) / s
+        } else if s < 0.0 {
+            -y / s
+        } else {
+            f32::INFINITY
+        };
         tx.min(ty)
     }
 }

@@ -43,10 +43,18 @@ impl Material {
             }
             Texture::Stripes { period, duty } => {
                 let (u, _) = plane_coords(p, n);
-                if fract(u / period) < duty { 1.0 } else { 0.0 }
+                if fract(u / period) < duty {
+                    1.0
+                } else {
+                    0.0
+                }
             }
             Texture::Bands { period, duty } => {
-                if fract(p.z / period) < duty { 1.0 } else { 0.0 }
+                if fract(p.z / period) < duty {
+                    1.0
+                } else {
+                    0.0
+                }
             }
             Texture::Noise { scale } => {
                 let inv = 1.0 / scale;
