@@ -199,7 +199,7 @@ def main():
         "  normals L2-normalised, camera optical frame (x right, y down, z forward).",
         "- The dense baseline is the same backbone with the gates removed (every block always runs).",
         f"- Graph MACs per frame (every pixel, every MultiPool branch, as exported): {btotal / 1e9:.3f} G baseline,"
-        f" {mac_budget(a.model, [1.0] * len(names), [1.0] * 7)[0] / 1e9:.3f} G PAG (the gates and the MultiPool selector are the difference).",
+        f" {mac_budget(a.model, [1.0] * len(names), [1.0] * 7)[0] / 1e9:.3f} G PAG (the 8 one-channel gate convs are the difference).",
         "  The *executed* GMACs column counts what PAG needs: gated branches only at active pixels and",
         "  one MultiPool branch per pixel (the figure a sparse runtime should approach).", "",
         "## Training",
@@ -216,7 +216,7 @@ def main():
     if ck:
         lines.append(f"- Training time: PAG {ck['seconds'] / 60:.1f} min, {ck['iterations']} iterations, on {ck['threads']} CPU thread(s)"
                      + (f"; baseline {bck['seconds'] / 60:.1f} min, {bck['iterations']} iterations" if bck else "")
-                     + f" (torch {ck['torch']}, 2-core AMD EPYC, no GPU; the two trainings ran side by side).")
+                     + f" (torch {ck['torch']}, 2-core AMD EPYC, no GPU; the two trainings overlapped for 7 min and shared the machine with Rust builds).")
     lines += ["", "## Accuracy on held-out scenes", "",
               "| setting | " + " | ".join(c for _, c in COLS) + " | executed GMACs |",
               "|---" * (len(COLS) + 2) + "|", *rows, "",
