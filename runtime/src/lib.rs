@@ -23,6 +23,7 @@ mod model;
 mod outputs;
 mod preprocess;
 mod session;
+pub mod sparse;
 
 pub use contract::{GatedBlockSpec, InputSpec, ModelInfo, MultiPoolSpec};
 pub use error::{PagError, Result};

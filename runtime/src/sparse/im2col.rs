@@ -1,0 +1,209 @@
+//! im2col of the active pixels of one tile: the gather half of the perforated conv.
+use super::geometry::ConvGeometry;
+
+/// Below this mean run length (consecutive pixels reading consecutive inputs), an element-wise
+/// gather beats one `copy_from_slice` per run.
+const MIN_MEAN_RUN: usize = 8;
+/// Marks a padding tap in the per-tap source table.
+const PADDING: u32 = u32::MAX;
+/// Input channels gathered together, sharing each source-index load.
+const GATHER_CHANNELS: usize = 4;
+
+/// im2col of `tile` (row-major output positions): `columns[(ci·taps + tap)·n + j]` = what tap
+/// `tap` of output pixel `tile[j]` reads in input channel `ci`, 0 on padding. Runs of consecutive
+/// sources are copied as slices, scattered pixels element by element.
+pub(super) fn gather_columns(
+    g: &ConvGeometry,
+    in_channels: usize,
+    input: &[f32],
+    tile: &[u32],
+    columns: &mut [f32],
+    tables: &mut TapTables,
+) {
+    let n = tile.len();
+    let (ih, iw, ow) = (g.in_height(), g.in_width(), g.out_width());
+    let plane_in = ih * iw;
+    let taps = g.taps();
+    tables.reserve(taps, n);
+    tables.origins.clear();
+    if !g.is_pointwise() {
+        tables.origins.extend(tile.iter().map(|&p| g.tap_origin(p as usize / ow, p as usize % ow)));
+    }
+    tables.runs.clear();
+    tables.padding.clear();
+    tables.plans.clear();
+    for (tap, sources) in tables.sources[..taps * n].chunks_exact_mut(n).enumerate() {
+        if g.is_pointwise() {
+            // Output pixel p reads input pixel p: the active list is the source table.
+            sources.copy_from_slice(tile);
+        } else {
+            let dy = ((tap / g.kernel_width()) * g.dilation()) as isize;
+            let dx = ((tap % g.kernel_width()) * g.dilation()) as isize;
+            for (src, &(y0, x0)) in sources.iter_mut().zip(&tables.origins) {
+                let (iy, ix) = (y0 + dy, x0 + dx);
+                let inside = iy >= 0 && ix >= 0 && (iy as usize) < ih && (ix as usize) < iw;
+                *src = if inside { (iy as usize * iw + ix as usize) as u32 } else { PADDING };
+            }
+        }
+        let first_run = tables.runs.len();
+        find_runs(sources, &mut tables.runs);
+        let runs = first_run..tables.runs.len();
+        let first_padding = tables.padding.len();
+        tables.padding.extend(tables.runs[runs.clone()].iter().filter(|run| run.source == PADDING));
+        let padding = first_padding..tables.padding.len();
+        let by_runs = n >= MIN_MEAN_RUN * runs.len();
+        if !padding.is_empty() && !by_runs {
+            // The element-wise gather reads padding taps from pixel 0, then zeroes them.
+            sources.iter_mut().filter(|src| **src == PADDING).for_each(|src| *src = 0);
+        }
+        tables.plans.push(TapPlan { runs, padding, by_runs });
+    }
+
+    // Channels outer, taps inner: the input rows a tile reads stay in L1 across its taps.
+    let row_stride = taps * n;
+    let mut channel = 0;
+    while channel < in_channels {
+        let group = if in_channels - channel >= GATHER_CHANNELS { GATHER_CHANNELS } else { 1 };
+        let planes = &input[channel * plane_in..(channel + group) * plane_in];
+        let block = &mut columns[channel * row_stride..(channel + group) * row_stride];
+        for (tap, plan) in tables.plans.iter().enumerate() {
+            let runs = &tables.runs[plan.runs.clone()];
+            let rows = &mut block[tap * n..];
+            if plan.by_runs {
+                for (c, plane) in planes.chunks_exact(plane_in).enumerate() {
+                    copy_runs(plane, runs, &mut rows[c * row_stride..c * row_stride + n]);
+                }
+                continue;
+            }
+            let sources = &tables.sources[tap * n..(tap + 1) * n];
+            if group == GATHER_CHANNELS {
+                gather_group(planes, rows, row_stride, sources);
+            } else {
+                for (dst, &src) in rows[..n].iter_mut().zip(sources) {
+                    *dst = planes[src as usize];
+                }
+            }
+            for c in 0..group {
+                for run in &tables.padding[plan.padding.clone()] {
+                    let start = c * row_stride + run.start;
+                    rows[start..start + run.len].fill(0.0);
+                }
+            }
+        }
+        channel += group;
+    }
+}
+
+/// Per-tile tables of the gather, reused from tile to tile (they live in `ConvScratch`).
+#[derive(Debug, Default)]
+pub(super) struct TapTables {
+    /// Input coordinates of tap (0, 0) of each tile pixel.
+    origins: Vec<(isize, isize)>,
+    /// `taps × n`: the input pixel each tap of each tile pixel reads (`PADDING`, or 0 once the
+    /// tap's plan says the element-wise gather zeroes it afterwards).
+    sources: Vec<u32>,
+    /// Every tap's runs, one after the other.
+    runs: Vec<Run>,
+    /// Every tap's padding runs, one after the other.
+    padding: Vec<Run>,
+    plans: Vec<TapPlan>,
+}
+
+impl TapTables {
+    /// Room for the largest tables a tile of `n` pixels can need, so that the first call with
+    /// the largest tile is the last to allocate.
+    fn reserve(&mut self, taps: usize, n: usize) {
+        grow(&mut self.sources, taps * n);
+        self.origins.reserve(n.saturating_sub(self.origins.len()));
+        self.runs.reserve((taps * n).saturating_sub(self.runs.len()));
+        self.padding.reserve((taps * n).saturating_sub(self.padding.len()));
+        self.plans.reserve(taps.saturating_sub(self.plans.len()));
+    }
+
+    pub(super) fn allocated_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.origins.capacity() * size_of::<(isize, isize)>()
+            + self.sources.capacity() * size_of::<u32>()
+            + (self.runs.capacity() + self.padding.capacity()) * size_of::<Run>()
+            + self.plans.capacity() * size_of::<TapPlan>()
+    }
+}
+
+/// Grows `buffer` to at least `len` elements (never shrinks it).
+pub(super) fn grow<T: Clone + Default>(buffer: &mut Vec<T>, len: usize) {
+    if buffer.len() < len {
+        buffer.resize(len, T::default());
+    }
+}
+
+/// How one tap's row of the im2col tile is filled.
+#[derive(Debug, Clone)]
+struct TapPlan {
+    /// This tap's slice of `TapTables::runs`.
+    runs: std::ops::Range<usize>,
+    /// This tap's slice of `TapTables::padding`.
+    padding: std::ops::Range<usize>,
+    /// Copy run by run (long runs) rather than element by element.
+    by_runs: bool,
+}
+
+/// For `GATHER_CHANNELS` consecutive input channel planes in `group`:
+/// `rows[c·row_stride + j] = plane_c[sources[j]]`, one source lookup for all of them. Every
+/// source must be `< plane length`. Kept out of line so its loop gets registers of its own.
+#[inline(never)]
+fn gather_group(group: &[f32], rows: &mut [f32], row_stride: usize, sources: &[u32]) {
+    let n = sources.len();
+    let plane_in = group.len() / GATHER_CHANNELS;
+    let (p0, p1, p2, p3) = (
+        &group[..plane_in],
+        &group[plane_in..2 * plane_in],
+        &group[2 * plane_in..3 * plane_in],
+        &group[3 * plane_in..4 * plane_in],
+    );
+    let (r0, rest) = rows.split_at_mut(row_stride);
+    let (r1, rest) = rest.split_at_mut(row_stride);
+    let (r2, r3) = rest.split_at_mut(row_stride);
+    let (r0, r1, r2, r3) = (&mut r0[..n], &mut r1[..n], &mut r2[..n], &mut r3[..n]);
+    for (j, &s) in sources.iter().enumerate() {
+        // A no-op for valid sources; it lets the compiler drop the four bounds checks.
+        let s = (s as usize).min(plane_in - 1);
+        r0[j] = p0[s];
+        r1[j] = p1[s];
+        r2[j] = p2[s];
+        r3[j] = p3[s];
+    }
+}
+
+/// `row[j] = plane[source]` over each run (0 for padding runs).
+fn copy_runs(plane: &[f32], runs: &[Run], row: &mut [f32]) {
+    for run in runs {
+        let dst = &mut row[run.start..run.start + run.len];
+        match run.source {
+            PADDING => dst.fill(0.0),
+            s => dst.copy_from_slice(&plane[s as usize..s as usize + run.len]),
+        }
+    }
+}
+
+/// `len` consecutive tile pixels from `start` whose sources are consecutive input pixels from
+/// `source`, or all padding (`source == PADDING`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Run {
+    start: usize,
+    len: usize,
+    source: u32,
+}
+
+/// Appends the maximal runs of one tap's source table to `runs`.
+fn find_runs(sources: &[u32], runs: &mut Vec<Run>) {
+    for (j, &source) in sources.iter().enumerate() {
+        match runs.last_mut() {
+            // j > 0: the last run is this tap's, not the previous tap's.
+            Some(run) if j > 0 && run.source == PADDING && source == PADDING => run.len += 1,
+            Some(run) if j > 0 && run.source != PADDING && source as usize == run.source as usize + run.len => {
+                run.len += 1
+            }
+            _ => runs.push(Run { start: j, len: 1, source }),
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! Perforated convolution on CPU: convolutions that compute only the output pixels a PAG gate
+//! keeps active, and really skip the others (no compute, no write).
+//!
+//! - [`ActiveSet`]: the compact, ascending list of active pixels of one gate, built once per
+//!   gate (from a mask, native scores or the contract's ρ budget) and shared by every conv that
+//!   uses that mask; [`ActiveSet::input_footprint`] gives the input pixels such a conv reads.
+//! - [`PerforatedConv`]: im2col of the active pixels only, one GEMM, scatter to the active
+//!   pixels; inactive outputs keep what the caller put there (the residual passthrough).
+//! - [`ConvScratch`]: reusable working memory, so that steady-state calls do not allocate.
+//! - [`reference_conv`]: a direct nested-loop convolution, the oracle of the tests.
+//!
+//! ```
+//! use pag_runtime::sparse::{ActiveSet, ConvScratch, PerforatedConv};
+//! let (c, h, w) = (4, 6, 8);
+//! let weights = vec![0.1f32; c * c * 3 * 3];
+//! let conv = PerforatedConv::new(&weights, [c, c, 3, 3], None, 1, 1, [1, 1, 1, 1], (h, w))?;
+//! let scores: Vec<f32> = (0..h * w).map(|i| (i % 7) as f32).collect();
+//! let active = ActiveSet::budget(&scores, h, w, 0.25)?; // 12 of 48 pixels
+//! let input = vec![1.0f32; c * h * w];
+//! let mut output = input.clone(); // inactive pixels pass the input through
+//! conv.run(&input, &active, &mut output, &mut ConvScratch::default())?;
+//! # Ok::<(), pag_runtime::PagError>(())
+//! ```
+
+mod active;
+mod geometry;
+mod im2col;
+mod perforated_conv;
+mod reference;
+#[cfg(test)]
+mod tests;
+
+pub use active::{budget_count, ActiveSet, MaskValue};
+pub use geometry::ConvGeometry;
+pub use perforated_conv::{ConvScratch, PerforatedConv};
+pub use reference::reference_conv;

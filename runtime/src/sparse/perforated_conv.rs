@@ -1,0 +1,231 @@
+use super::active::ActiveSet;
+use super::geometry::ConvGeometry;
+use super::im2col::{gather_columns, grow, TapTables};
+use crate::error::{PagError, Result};
+
+/// Target size, in floats, of one tile's im2col block (`in_channels · taps × tile`): 256 pixels
+/// of a 64-channel 3×3 conv, the best of 64..512 measured on Zen 4 (1 MiB L2 per core). Larger
+/// blocks push it and matrixmultiply's packed copy of it out of L2; smaller ones repack the
+/// weights too often.
+const TILE_COLUMN_FLOATS: usize = 256 * 576;
+const MIN_TILE: usize = 64;
+const MAX_TILE: usize = 512;
+/// A 2-D convolution (f32, NCHW, batch 1, groups 1, zero padding) that computes only the output
+/// pixels of an [`ActiveSet`]: im2col of the active pixels, one GEMM, then a scatter that writes
+/// the active pixels and nothing else.
+#[derive(Debug, Clone)]
+pub struct PerforatedConv {
+    geometry: ConvGeometry,
+    in_channels: usize,
+    out_channels: usize,
+    /// `[out_channels, in_channels · taps]`, row-major: the GEMM's left operand as is.
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+    tile: usize,
+    every_output: ActiveSet,
+}
+
+/// Working memory of [`PerforatedConv::run`]: the im2col tile, the GEMM result tile and the
+/// per-pixel tables. Grows to the largest conv it has served and never shrinks, so a warmed-up
+/// scratch makes `run` allocation-free (apart from matrixmultiply's internal packing buffer).
+/// One scratch can serve any number of convs, one call at a time.
+#[derive(Debug, Default)]
+pub struct ConvScratch {
+    columns: Vec<f32>,
+    result: Vec<f32>,
+    tables: TapTables,
+}
+
+impl ConvScratch {
+    /// Bytes currently reserved; stops changing once the scratch has warmed up.
+    pub fn allocated_bytes(&self) -> usize {
+        use std::mem::size_of;
+        (self.columns.capacity() + self.result.capacity()) * size_of::<f32>() + self.tables.allocated_bytes()
+    }
+}
+
+fn shape_error(what: &str, expected: usize, got: usize, layout: String) -> PagError {
+    PagError::Shape { what: what.into(), expected: format!("{expected} floats ({layout})"), got: format!("{got}") }
+}
+
+impl PerforatedConv {
+    /// Builds the conv from ONNX-layout `weights` of shape `[out_channels, in_channels, kh, kw]`,
+    /// an optional `bias` of `out_channels` values, `stride`, `dilation`, zero `padding`
+    /// `[top, left, bottom, right]` and the `input` size `(height, width)`. Weights are copied
+    /// once, here, into the layout every call uses. Errors on any size mismatch.
+    pub fn new(
+        weights: &[f32],
+        weight_shape: [usize; 4],
+        bias: Option<&[f32]>,
+        stride: usize,
+        dilation: usize,
+        padding: [usize; 4],
+        input: (usize, usize),
+    ) -> Result<Self> {
+        let [out_channels, in_channels, kh, kw] = weight_shape;
+        let geometry = ConvGeometry::new(input, (kh, kw), stride, dilation, padding)?;
+        if out_channels == 0 || in_channels == 0 {
+            return Err(PagError::Shape {
+                what: "conv weight shape".into(),
+                expected: "≥ 1 input and output channel".into(),
+                got: format!("{weight_shape:?}"),
+            });
+        }
+        let expected = weight_shape.iter().product();
+        if weights.len() != expected {
+            return Err(shape_error("conv weights", expected, weights.len(), format!("{weight_shape:?}")));
+        }
+        let bias = match bias {
+            Some(b) if b.len() != out_channels => {
+                return Err(shape_error("conv bias", out_channels, b.len(), format!("[{out_channels}]")))
+            }
+            Some(b) => b.to_vec(),
+            None => vec![0.0; out_channels],
+        };
+        let depth = in_channels * geometry.taps();
+        let tile = (TILE_COLUMN_FLOATS / depth / 16 * 16).clamp(MIN_TILE, MAX_TILE);
+        let every_output = ActiveSet::full(geometry.out_height(), geometry.out_width())?;
+        Ok(PerforatedConv { geometry, in_channels, out_channels, weights: weights.to_vec(), bias, tile, every_output })
+    }
+
+    /// The same conv processing `tile` active pixels per GEMM (≥ 1); for tuning and tests.
+    pub fn with_tile(mut self, tile: usize) -> Self {
+        self.tile = tile.max(1);
+        self
+    }
+
+    /// The conv's spatial geometry.
+    pub fn geometry(&self) -> &ConvGeometry {
+        &self.geometry
+    }
+    /// Input channels.
+    pub fn in_channels(&self) -> usize {
+        self.in_channels
+    }
+    /// Output channels.
+    pub fn out_channels(&self) -> usize {
+        self.out_channels
+    }
+    /// Active pixels per GEMM.
+    pub fn tile(&self) -> usize {
+        self.tile
+    }
+    /// Length of the `input` slice [`PerforatedConv::run`] takes: `in_channels · ih · iw`.
+    pub fn input_len(&self) -> usize {
+        self.in_channels * self.geometry.in_height() * self.geometry.in_width()
+    }
+    /// Length of the `output` slice [`PerforatedConv::run`] takes: `out_channels · oh · ow`.
+    pub fn output_len(&self) -> usize {
+        self.out_channels * self.geometry.out_height() * self.geometry.out_width()
+    }
+
+    /// Computes the output pixels listed in `active` (a set over the OUTPUT grid) into `output`
+    /// (`out_channels × oh × ow`) from `input` (`in_channels × ih × iw`), bias included. Every
+    /// other output value is left exactly as the caller put it (the residual passthrough).
+    /// Errors, touching nothing, when a buffer length or the set's grid does not match.
+    pub fn run(&self, input: &[f32], active: &ActiveSet, output: &mut [f32], scratch: &mut ConvScratch) -> Result<()> {
+        if input.len() != self.input_len() {
+            let layout = format!("{}×{}×{}", self.in_channels, self.geometry.in_height(), self.geometry.in_width());
+            return Err(shape_error("conv input", self.input_len(), input.len(), layout));
+        }
+        if output.len() != self.output_len() {
+            let layout = format!("{}×{}×{}", self.out_channels, self.geometry.out_height(), self.geometry.out_width());
+            return Err(shape_error("conv output", self.output_len(), output.len(), layout));
+        }
+        active.check_grid("active set of the conv output", self.geometry.out_height(), self.geometry.out_width())?;
+        for tile in active.indices().chunks(self.tile) {
+            self.run_tile(input, tile, output, scratch);
+        }
+        Ok(())
+    }
+
+    /// The dense baseline: the same kernel over every output pixel (tiles are then contiguous,
+    /// so im2col copies whole row segments and the GEMM writes straight into `output`).
+    pub fn run_dense(&self, input: &[f32], output: &mut [f32], scratch: &mut ConvScratch) -> Result<()> {
+        self.run(input, &self.every_output, output, scratch)
+    }
+
+    fn run_tile(&self, input: &[f32], tile: &[u32], output: &mut [f32], scratch: &mut ConvScratch) {
+        let n = tile.len();
+        let depth = self.in_channels * self.geometry.taps();
+        let plane_in = self.geometry.in_height() * self.geometry.in_width();
+        let plane_out = self.geometry.out_height() * self.geometry.out_width();
+        let first = tile[0] as usize;
+        let contiguous = tile[n - 1] as usize - first == n - 1;
+
+        // The right operand: a `depth × n` matrix with row stride `n`, or for a pointwise conv
+        // over consecutive pixels, the input itself (row stride = one channel plane).
+        let (b_ptr, b_row_stride) = if self.geometry.is_pointwise() && contiguous {
+            (input[first..].as_ptr(), plane_in)
+        } else {
+            grow(&mut scratch.columns, depth * n);
+            gather_columns(
+                &self.geometry,
+                self.in_channels,
+                input,
+                tile,
+                &mut scratch.columns[..depth * n],
+                &mut scratch.tables,
+            );
+            (scratch.columns.as_ptr(), n)
+        };
+
+        if contiguous {
+            for (row, &b) in output.chunks_exact_mut(plane_out).zip(&self.bias) {
+                row[first..first + n].fill(b);
+            }
+            // SAFETY: A is `out_channels × depth` row-major (`weights.len()` checked in `new`);
+            // B is `depth × n` with row stride `b_row_stride`, inside `columns[..depth·n]` or, on
+            // the pointwise path, inside `input` (last read: (depth−1)·plane_in + first + n − 1 <
+            // input.len()); C element (co, j) is output[co·plane_out + first + j], inside
+            // `output` because first + n ≤ plane_out and output.len() = out_channels·plane_out.
+            unsafe {
+                matrixmultiply::sgemm(
+                    self.out_channels,
+                    depth,
+                    n,
+                    1.0,
+                    self.weights.as_ptr(),
+                    depth as isize,
+                    1,
+                    b_ptr,
+                    b_row_stride as isize,
+                    1,
+                    1.0,
+                    output[first..].as_mut_ptr(),
+                    plane_out as isize,
+                    1,
+                );
+            }
+        } else {
+            grow(&mut scratch.result, self.out_channels * n);
+            let result = &mut scratch.result[..self.out_channels * n];
+            // SAFETY: A as above; B as above; C is `out_channels × n` row-major in `result`.
+            unsafe {
+                matrixmultiply::sgemm(
+                    self.out_channels,
+                    depth,
+                    n,
+                    1.0,
+                    self.weights.as_ptr(),
+                    depth as isize,
+                    1,
+                    b_ptr,
+                    b_row_stride as isize,
+                    1,
+                    0.0,
+                    result.as_mut_ptr(),
+                    n as isize,
+                    1,
+                );
+            }
+            for ((out_plane, values), &b) in
+                output.chunks_exact_mut(plane_out).zip(result.chunks_exact(n)).zip(&self.bias)
+            {
+                for (&p, &v) in tile.iter().zip(values) {
+                    out_plane[p as usize] = v + b;
+                }
+            }
+        }
+    }
+}
