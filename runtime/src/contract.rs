@@ -238,9 +238,10 @@ fn validate_gated(g: &Graph, b: &GatedBlockSpec) -> Result<()> {
         .conv_weight(conv)
         .ok_or_else(|| contract(format!("{at}, node `{}`", conv.name), "gate weights must be an initializer"))?;
     if w.dims.first() != Some(&1) {
+        let found = w.dims.first().map_or("none".to_string(), |d| d.to_string());
         return Err(contract(
             format!("{at}, node `{}`", conv.name),
-            format!("the gate must have 1 output channel, has {:?}", w.dims.first()),
+            format!("the gate must have 1 output channel, has {found}"),
         ));
     }
     Ok(())
