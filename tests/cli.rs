@@ -244,3 +244,17 @@ fn wrong_number_of_inputs() {
 fn bad_mode() {
     fails_with(&["run", "--scene", "1", "--mode", "budget:1.5", "--out", "/tmp/unused"], "ρ must be in (0, 1]");
 }
+
+#[test]
+fn contract_gate_with_two_channels_names_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = shipped_proto();
+    let g = m.graph.as_mut().unwrap();
+    let gate = g.node.iter().find(|n| n.name == "/net/stage2.1/gate/Conv").unwrap().clone();
+    g.initializer.iter_mut().find(|t| t.name == gate.input[1]).unwrap().dims[0] = 2;
+    let p = write_proto(dir.path(), "bad.onnx", &m);
+    fails_with(
+        &["info", "--model", &p],
+        "gated block `stage2.1`, node `/net/stage2.1/gate/Conv`: the gate must have 1 output channel, has 2",
+    );
+}
