@@ -7,9 +7,12 @@
 //! Masks are `ActiveSet::budget` of fixed-seed scores: "random" = i.i.d. scores (scattered
 //! pixels, the worst case for the gather), "blobs" = a smooth score field (spatially coherent
 //! masks, as real gates make).
+//! A last table times a whole `GatedBlock` (64 channels, mid 24, 3×3) in Dense vs Budget(ρ)
+//! mode, its masks from its own gate: on random input (scattered) or on a smooth field (blobs).
 use std::time::Instant;
 
-use pag_runtime::sparse::{ActiveSet, ConvScratch, PerforatedConv};
+use pag_runtime::sparse::{ActiveSet, ConvScratch, GatedBlock, GatedBlockScratch, GatedBlockWeights, PerforatedConv};
+use pag_runtime::ComputeMode;
 
 const DENSITIES: [f32; 6] = [1.0, 0.9, 0.7, 0.5, 0.25, 0.1];
 
@@ -118,9 +121,85 @@ fn measure(channels: usize, h: usize, w: usize, runs: usize) -> pag_runtime::Res
     Ok(())
 }
 
+/// `GatedBlock::run_in_place` (64 → 24 → 3×3 → 64 at 60×80) in Dense vs Budget modes; the input
+/// is restored from a pristine copy before each run, outside the timed region. "random": a
+/// random gate conv on random input (scattered masks); "blobs": the gate reads channel 0, a
+/// smooth field (coherent masks).
+fn measure_block(runs: usize) -> pag_runtime::Result<()> {
+    let (c, mid, h, w) = (64, 24, 60, 80);
+    let mut rng = Rng(7);
+    let convs = [
+        rng.vec(mid * c, 1.0 / (c as f32).sqrt()),
+        rng.vec(mid, 0.1),
+        rng.vec(mid * mid * 9, 1.0 / (mid as f32 * 9.0).sqrt()),
+        rng.vec(mid, 0.1),
+        rng.vec(c * mid, 1.0 / (mid as f32).sqrt()),
+        rng.vec(c, 0.1),
+    ];
+    let [rw, rb, sw, sb, ew, eb] = &convs;
+    println!("\nGatedBlock {c}→{mid}→3×3→{c} at {h}×{w}, dilation 1; median of {runs} interleaved runs, 1 thread");
+    println!(
+        "{:<7} {:<12} {:>7} {:>9} {:>9} {:>8} {:>7} {:>10}",
+        "mask", "mode", "active", "footprint", "ms", "speedup", "ideal", "efficiency"
+    );
+    for kind in ["random", "blobs"] {
+        let mut pristine = rng.vec(c * h * w, 1.0);
+        let gate = if kind == "random" {
+            rng.vec(c, 1.0 / (c as f32).sqrt())
+        } else {
+            pristine[..h * w].copy_from_slice(&blob_scores(h, w, &mut rng));
+            (0..c).map(|i| if i == 0 { 1.0 } else { 0.0 }).collect()
+        };
+        let weights = GatedBlockWeights {
+            channels: c,
+            mid,
+            kernel: 3,
+            dilation: 1,
+            gate_weights: &gate,
+            gate_bias: &[0.0],
+            reduce_weights: rw,
+            reduce_bias: rb,
+            spatial_weights: sw,
+            spatial_bias: sb,
+            expand_weights: ew,
+            expand_bias: eb,
+        };
+        let block = GatedBlock::new(&weights, (h, w))?;
+        let mut x = pristine.clone();
+        let mut scratch = GatedBlockScratch::default();
+        let modes = [ComputeMode::Dense, ComputeMode::Budget(0.5), ComputeMode::Budget(0.25)];
+        let mut stats = Vec::new();
+        for &mode in &modes {
+            x.copy_from_slice(&pristine);
+            stats.push(block.run_in_place(&mut x, mode, &mut scratch)?);
+        }
+        let mut samples = vec![Vec::with_capacity(runs); modes.len()];
+        for _ in 0..runs {
+            for (&mode, s) in modes.iter().zip(&mut samples) {
+                x.copy_from_slice(&pristine);
+                let t = Instant::now();
+                block.run_in_place(&mut x, mode, &mut scratch)?;
+                s.push(t.elapsed().as_secs_f64());
+            }
+        }
+        let medians: Vec<f64> = samples.iter_mut().map(|s| median_ms(s)).collect();
+        for ((mode, st), &ms) in modes.iter().zip(&stats).zip(&medians) {
+            let (speedup, ideal) = (medians[0] / ms, st.dense_macs as f64 / st.executed_macs as f64);
+            let (active, footprint) = (st.active as f64 / st.pixels as f64, st.footprint as f64 / st.pixels as f64);
+            println!(
+                "{kind:<7} {:<12} {active:>7.3} {footprint:>9.3} {ms:>9.3} {speedup:>7.2}× {ideal:>6.2}× {:>10.2}",
+                mode.to_string(),
+                speedup / ideal
+            );
+        }
+    }
+    Ok(())
+}
+
 fn main() -> pag_runtime::Result<()> {
     let runs = std::env::args().nth(1).map_or(41, |a| a.parse().expect("RUNS must be a number"));
     measure(64, 60, 80, runs)?;
     measure(96, 30, 40, runs)?;
+    measure_block(runs)?;
     Ok(())
 }

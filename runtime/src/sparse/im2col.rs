@@ -112,7 +112,7 @@ pub(super) struct TapTables {
 impl TapTables {
     /// Room for the largest tables a tile of `n` pixels can need, so that the first call with
     /// the largest tile is the last to allocate.
-    fn reserve(&mut self, taps: usize, n: usize) {
+    pub(super) fn reserve(&mut self, taps: usize, n: usize) {
         grow(&mut self.sources, taps * n);
         self.origins.reserve(n.saturating_sub(self.origins.len()));
         self.runs.reserve((taps * n).saturating_sub(self.runs.len()));

@@ -8,6 +8,11 @@
 //!   pixels; inactive outputs keep what the caller put there (the residual passthrough).
 //! - [`ConvScratch`]: reusable working memory, so that steady-state calls do not allocate.
 //! - [`reference_conv`]: a direct nested-loop convolution, the oracle of the tests.
+//! - [`GatedBlock`]: a whole gated residual block `O = I + G ⊙ F(I)` in place: gate scores at
+//!   every pixel, the mode's active set, the branch only there (its 1×1 reduce only at the
+//!   footprint), inactive pixels untouched; [`BlockStats`] counts the MACs it executed.
+//! - [`MultiPool`]: the selector's argmax picks one branch per pixel (copy or dilated 3×3), and
+//!   each branch's conv runs only at its own pixels.
 //!
 //! ```
 //! use pag_runtime::sparse::{ActiveSet, ConvScratch, PerforatedConv};
@@ -23,14 +28,22 @@
 //! ```
 
 mod active;
+mod gated_block;
+#[cfg(test)]
+mod gated_block_tests;
 mod geometry;
 mod im2col;
+mod multipool;
+#[cfg(test)]
+mod multipool_tests;
 mod perforated_conv;
 mod reference;
 #[cfg(test)]
 mod tests;
 
 pub use active::{budget_count, ActiveSet, MaskValue};
+pub use gated_block::{BlockStats, GatedBlock, GatedBlockScratch, GatedBlockWeights};
 pub use geometry::ConvGeometry;
+pub use multipool::{MultiPool, MultiPoolBranch, MultiPoolScratch, MultiPoolStats};
 pub use perforated_conv::{ConvScratch, PerforatedConv};
 pub use reference::reference_conv;

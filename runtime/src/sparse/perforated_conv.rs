@@ -124,6 +124,30 @@ impl PerforatedConv {
     /// other output value is left exactly as the caller put it (the residual passthrough).
     /// Errors, touching nothing, when a buffer length or the set's grid does not match.
     pub fn run(&self, input: &[f32], active: &ActiveSet, output: &mut [f32], scratch: &mut ConvScratch) -> Result<()> {
+        self.run_with(input, active, output, scratch, false)
+    }
+
+    /// Like [`PerforatedConv::run`], but ADDS the conv (bias included) to what `output` holds at
+    /// the active pixels: `output[p] += conv(input)[p]`, fused into the GEMM / scatter (a residual
+    /// add without a separate pass). Other pixels are left untouched.
+    pub fn run_accumulate(
+        &self,
+        input: &[f32],
+        active: &ActiveSet,
+        output: &mut [f32],
+        scratch: &mut ConvScratch,
+    ) -> Result<()> {
+        self.run_with(input, active, output, scratch, true)
+    }
+
+    fn run_with(
+        &self,
+        input: &[f32],
+        active: &ActiveSet,
+        output: &mut [f32],
+        scratch: &mut ConvScratch,
+        accumulate: bool,
+    ) -> Result<()> {
         if input.len() != self.input_len() {
             let layout = format!("{}×{}×{}", self.in_channels, self.geometry.in_height(), self.geometry.in_width());
             return Err(shape_error("conv input", self.input_len(), input.len(), layout));
@@ -134,9 +158,19 @@ impl PerforatedConv {
         }
         active.check_grid("active set of the conv output", self.geometry.out_height(), self.geometry.out_width())?;
         for tile in active.indices().chunks(self.tile) {
-            self.run_tile(input, tile, output, scratch);
+            self.run_tile(input, tile, output, scratch, accumulate);
         }
         Ok(())
+    }
+
+    /// Grows `scratch` to everything [`PerforatedConv::run`] of this conv can need, whatever the
+    /// active set, so that no later call with this conv grows it.
+    pub fn reserve(&self, scratch: &mut ConvScratch) {
+        let n = self.tile.min(self.geometry.out_height() * self.geometry.out_width());
+        let depth = self.in_channels * self.geometry.taps();
+        grow(&mut scratch.columns, depth * n);
+        grow(&mut scratch.result, self.out_channels * n);
+        scratch.tables.reserve(self.geometry.taps(), n);
     }
 
     /// The dense baseline: the same kernel over every output pixel (tiles are then contiguous,
@@ -145,7 +179,7 @@ impl PerforatedConv {
         self.run(input, &self.every_output, output, scratch)
     }
 
-    fn run_tile(&self, input: &[f32], tile: &[u32], output: &mut [f32], scratch: &mut ConvScratch) {
+    fn run_tile(&self, input: &[f32], tile: &[u32], output: &mut [f32], scratch: &mut ConvScratch, accumulate: bool) {
         let n = tile.len();
         let depth = self.in_channels * self.geometry.taps();
         let plane_in = self.geometry.in_height() * self.geometry.in_width();
@@ -172,7 +206,11 @@ impl PerforatedConv {
 
         if contiguous {
             for (row, &b) in output.chunks_exact_mut(plane_out).zip(&self.bias) {
-                row[first..first + n].fill(b);
+                if accumulate {
+                    row[first..first + n].iter_mut().for_each(|v| *v += b);
+                } else {
+                    row[first..first + n].fill(b);
+                }
             }
             // SAFETY: A is `out_channels × depth` row-major (`weights.len()` checked in `new`);
             // B is `depth × n` with row stride `b_row_stride`, inside `columns[..depth·n]` or, on
@@ -222,8 +260,10 @@ impl PerforatedConv {
             for ((out_plane, values), &b) in
                 output.chunks_exact_mut(plane_out).zip(result.chunks_exact(n)).zip(&self.bias)
             {
-                for (&p, &v) in tile.iter().zip(values) {
-                    out_plane[p as usize] = v + b;
+                if accumulate {
+                    tile.iter().zip(values).for_each(|(&p, &v)| out_plane[p as usize] += v + b);
+                } else {
+                    tile.iter().zip(values).for_each(|(&p, &v)| out_plane[p as usize] = v + b);
                 }
             }
         }

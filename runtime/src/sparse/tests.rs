@@ -180,6 +180,13 @@ proptest! {
         b.conv.run(&b.input, &b.active, &mut again, &mut scratch).unwrap();
         prop_assert_eq!(scratch.allocated_bytes(), warm);
         prop_assert_eq!(again, output);
+        // The accumulating variant adds the same values onto what the output holds.
+        let mut sum = vec![SENTINEL; b.conv.output_len()];
+        b.conv.run_accumulate(&b.input, &b.active, &mut sum, &mut scratch).unwrap();
+        for (i, (&got, &want)) in sum.iter().zip(&b.expected).enumerate() {
+            let want = if b.mask[i % plane] { SENTINEL + want } else { SENTINEL };
+            assert_close(got, want, &format!("accumulated output {i}"))?;
+        }
     }
 
     #[test]

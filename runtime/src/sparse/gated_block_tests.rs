@@ -1,0 +1,231 @@
+use proptest::prelude::*;
+
+use super::*;
+use crate::mode::ComputeMode;
+
+/// SplitMix64: deterministic test data from one proptest-chosen seed.
+struct Data(u64);
+
+impl Data {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [-1, 1).
+    fn vec(&mut self, len: usize, scale: f32) -> Vec<f32> {
+        (0..len).map(|_| ((self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0) * scale).collect()
+    }
+    /// Multiples of `1 / steps` in [-1, 1]: sums of their products are exact in f32 and f64
+    /// alike, so gate scores (and their ties) do not depend on the summation order.
+    fn quantized(&mut self, len: usize, steps: u64) -> Vec<f32> {
+        (0..len).map(|_| (self.next() % (2 * steps + 1)) as f32 / steps as f32 - 1.0).collect()
+    }
+}
+
+/// Owned weights of one block (see [`GatedBlockWeights`] for the shapes).
+struct Owned {
+    channels: usize,
+    mid: usize,
+    kernel: usize,
+    dilation: usize,
+    convs: [Vec<f32>; 8],
+}
+
+impl Owned {
+    fn random(channels: usize, mid: usize, kernel: usize, dilation: usize, gate_bias: f32, data: &mut Data) -> Self {
+        let (c, m, k) = (channels, mid, kernel);
+        let scale = |fan_in: usize| 1.0 / (fan_in as f32).sqrt();
+        let convs = [
+            data.quantized(c, 16),
+            vec![gate_bias],
+            data.vec(m * c, scale(c)),
+            data.vec(m, 0.5),
+            data.vec(m * m * k * k, scale(m * k * k)),
+            data.vec(m, 0.5),
+            data.vec(c * m, scale(m)),
+            data.vec(c, 0.5),
+        ];
+        Owned { channels, mid, kernel, dilation, convs }
+    }
+
+    fn weights(&self) -> GatedBlockWeights<'_> {
+        let v = &self.convs;
+        GatedBlockWeights {
+            channels: self.channels,
+            mid: self.mid,
+            kernel: self.kernel,
+            dilation: self.dilation,
+            gate_weights: &v[0],
+            gate_bias: &v[1],
+            reduce_weights: &v[2],
+            reduce_bias: &v[3],
+            spatial_weights: &v[4],
+            spatial_bias: &v[5],
+            expand_weights: &v[6],
+            expand_bias: &v[7],
+        }
+    }
+}
+
+fn relu(mut v: Vec<f32>) -> Vec<f32> {
+    v.iter_mut().for_each(|x| *x = x.max(0.0));
+    v
+}
+
+/// Every conv at every pixel with `reference_conv`, then `x + mask · branch`, the mask from the
+/// gate scores by the mode's rule. Returns the output and the mask's active set.
+fn reference_gated_block(
+    b: &GatedBlockWeights<'_>,
+    (h, w): (usize, usize),
+    x: &[f32],
+    mode: ComputeMode,
+) -> (Vec<f32>, ActiveSet) {
+    let (c, m, k, d) = (b.channels, b.mid, b.kernel, b.dilation);
+    let point = ConvGeometry::new((h, w), (1, 1), 1, 1, [0; 4]).unwrap();
+    let spatial = ConvGeometry::new((h, w), (k, k), 1, d, [d * (k / 2); 4]).unwrap();
+    let scores = reference_conv(x, c, b.gate_weights, 1, Some(b.gate_bias), &point);
+    let active = match mode {
+        ComputeMode::Dense => ActiveSet::full(h, w),
+        ComputeMode::Native => ActiveSet::native(&scores, h, w),
+        ComputeMode::Budget(rho) => ActiveSet::budget(&scores, h, w, rho),
+    }
+    .unwrap();
+    let mut mask = vec![0.0f32; h * w];
+    active.indices().iter().for_each(|&p| mask[p as usize] = 1.0);
+    let reduced = relu(reference_conv(x, c, b.reduce_weights, m, Some(b.reduce_bias), &point));
+    let spatial = relu(reference_conv(&reduced, m, b.spatial_weights, m, Some(b.spatial_bias), &spatial));
+    let branch = reference_conv(&spatial, m, b.expand_weights, c, Some(b.expand_bias), &point);
+    let out = x.iter().zip(&branch).enumerate().map(|(i, (&xi, &bi))| xi + mask[i % (h * w)] * bi).collect();
+    (out, active)
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ModeKind {
+    Dense,
+    Native,
+    Budget(f32),
+}
+
+fn mode_kind() -> impl Strategy<Value = ModeKind> {
+    prop_oneof![
+        Just(ModeKind::Dense),
+        Just(ModeKind::Native),
+        prop_oneof![Just(1.0f32), 0.001f32..1.0].prop_map(ModeKind::Budget),
+    ]
+}
+
+fn to_mode(kind: ModeKind) -> ComputeMode {
+    match kind {
+        ModeKind::Dense => ComputeMode::Dense,
+        ModeKind::Native => ComputeMode::Native,
+        ModeKind::Budget(rho) => ComputeMode::Budget(rho),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn gated_block_matches_reference_and_passes_inactive_through(
+        (c, mid, h, w) in (1usize..=20, 1usize..=12, 1usize..=19, 1usize..=19),
+        (kernel, dilation) in (prop_oneof![3 => Just(3usize), 1 => Just(1)], prop::sample::select(vec![1usize, 2, 4])),
+        kind in mode_kind(),
+        gate_bias in prop_oneof![Just(-100.0f32), Just(100.0), (-16i32..=16).prop_map(|q| q as f32 / 16.0)],
+        seed in any::<u64>(),
+    ) {
+        let mut data = Data(seed);
+        let owned = Owned::random(c, mid, kernel, dilation, gate_bias, &mut data);
+        let block = GatedBlock::new(&owned.weights(), (h, w)).unwrap();
+        let input = data.quantized(c * h * w, 64);
+        let mode = to_mode(kind);
+        let (want, active) = reference_gated_block(&owned.weights(), (h, w), &input, mode);
+
+        let mut x = input.clone();
+        let mut scratch = GatedBlockScratch::default();
+        let stats = block.run_in_place(&mut x, mode, &mut scratch).unwrap();
+        let plane = h * w;
+        let mut is_active = vec![false; plane];
+        active.indices().iter().for_each(|&p| is_active[p as usize] = true);
+        for (i, (&got, &exp)) in x.iter().zip(&want).enumerate() {
+            if is_active[i % plane] {
+                prop_assert!((got - exp).abs() <= 1e-4, "output {i}: got {got}, reference {exp}");
+            } else {
+                prop_assert_eq!(got.to_bits(), input[i].to_bits(), "inactive output {} was written", i);
+            }
+        }
+        if active.is_empty() {
+            prop_assert!(x.iter().zip(&input).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+
+        // Stats: the mask's size, the footprint through the spatial geometry, MACs by the formula.
+        let pad = dilation * (kernel / 2);
+        let geometry = ConvGeometry::new((h, w), (kernel, kernel), 1, dilation, [pad; 4]).unwrap();
+        let footprint = active.input_footprint(&geometry).unwrap().len();
+        // A footprint of ≥ 2/3 of the grid runs the reduce conv dense.
+        let footprint = if 3 * footprint >= 2 * plane { plane } else { footprint };
+        let (n, cm, taps) = (plane as u64, (c * mid) as u64, (kernel * kernel) as u64);
+        let macs = |a: u64, f: u64| c as u64 * n + cm * f + ((mid * mid) as u64 * taps + cm) * a;
+        prop_assert_eq!(stats, BlockStats {
+            active: active.len(),
+            pixels: plane,
+            footprint,
+            executed_macs: macs(active.len() as u64, footprint as u64),
+            dense_macs: macs(n, n),
+        });
+
+        // Once warmed up, no mode makes the scratch grow, and a rerun gives the same bits.
+        let warm = scratch.allocated_bytes();
+        for other in [ComputeMode::Dense, ComputeMode::Native, ComputeMode::Budget(0.3), mode] {
+            let mut y = input.clone();
+            block.run_in_place(&mut y, other, &mut scratch).unwrap();
+            prop_assert_eq!(scratch.allocated_bytes(), warm, "{} grew the scratch", other);
+            if other == mode {
+                prop_assert!(y.iter().zip(&x).all(|(a, b)| a.to_bits() == b.to_bits()));
+            }
+        }
+    }
+}
+
+#[test]
+fn empty_native_mask_leaves_x_bit_identical_and_dense_counts_everything() {
+    let mut data = Data(7);
+    let owned = Owned::random(6, 3, 3, 2, -1e6, &mut data);
+    let block = GatedBlock::new(&owned.weights(), (5, 7)).unwrap();
+    let input = data.vec(6 * 35, 1.0);
+    let mut x = input.clone();
+    let mut scratch = GatedBlockScratch::default();
+    let stats = block.run_in_place(&mut x, ComputeMode::Native, &mut scratch).unwrap();
+    assert_eq!((stats.active, stats.footprint, stats.pixels), (0, 0, 35));
+    assert_eq!(stats.executed_macs, 6 * 35);
+    assert!(x.iter().zip(&input).all(|(a, b)| a.to_bits() == b.to_bits()));
+    let dense = block.run_in_place(&mut x, ComputeMode::Dense, &mut scratch).unwrap();
+    assert_eq!(dense.executed_macs, dense.dense_macs);
+    assert_eq!(dense.dense_macs, 35 * (6 + 6 * 3 + 3 * 3 * 9 + 3 * 6));
+}
+
+#[test]
+fn bad_shapes_and_modes_are_errors_and_touch_nothing() {
+    let mut data = Data(3);
+    let owned = Owned::random(4, 2, 3, 1, 0.0, &mut data);
+    let good = owned.weights();
+    assert!(GatedBlock::new(&good, (0, 4)).is_err());
+    assert!(GatedBlock::new(&GatedBlockWeights { kernel: 2, ..good }, (4, 4)).is_err());
+    assert!(GatedBlock::new(&GatedBlockWeights { dilation: 0, ..good }, (4, 4)).is_err());
+    assert!(GatedBlock::new(&GatedBlockWeights { mid: 3, ..good }, (4, 4)).is_err());
+    assert!(GatedBlock::new(&GatedBlockWeights { gate_bias: &[], ..good }, (4, 4)).is_err());
+    let short = &owned.convs[6][1..];
+    match GatedBlock::new(&GatedBlockWeights { expand_weights: short, ..good }, (4, 4)) {
+        Err(crate::PagError::Shape { what, .. }) => assert!(what.contains("expand weights"), "{what}"),
+        other => panic!("expected a shape error, got {other:?}"),
+    }
+    let block = GatedBlock::new(&good, (4, 4)).unwrap();
+    let mut scratch = GatedBlockScratch::default();
+    let mut x = vec![7.0f32; block.input_len()];
+    assert!(block.run_in_place(&mut x[1..], ComputeMode::Dense, &mut scratch).is_err());
+    assert!(block.run_in_place(&mut x, ComputeMode::Budget(0.0), &mut scratch).is_err());
+    assert!(block.run_in_place(&mut x, ComputeMode::Budget(f32::NAN), &mut scratch).is_err());
+    assert!(x.iter().all(|&v| v == 7.0));
+}
