@@ -166,7 +166,7 @@ impl ModelInfo {
                 format!("size {}x{} out of range", input.width, input.height),
             ));
         }
-        if input.std.iter().any(|s| !(*s > 0.0)) {
+        if input.std.iter().any(|s| !s.is_finite() || *s <= 0.0) {
             return Err(contract("metadata `pag.input`", "std must be > 0"));
         }
         if !g.inputs.contains(&input.name.as_str()) {

@@ -39,6 +39,8 @@ mod multipool_tests;
 mod perforated_conv;
 mod reference;
 #[cfg(test)]
+mod test_data;
+#[cfg(test)]
 mod tests;
 
 pub use active::{budget_count, ActiveSet, MaskValue};

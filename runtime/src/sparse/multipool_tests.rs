@@ -1,27 +1,7 @@
 use proptest::prelude::*;
 
+use super::test_data::Data;
 use super::*;
-
-/// SplitMix64: deterministic test data from one proptest-chosen seed.
-struct Data(u64);
-
-impl Data {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn vec(&mut self, len: usize, scale: f32) -> Vec<f32> {
-        (0..len).map(|_| ((self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0) * scale).collect()
-    }
-    /// Multiples of `1 / steps` in [-1, 1]: selector scores are exact in any summation order,
-    /// so the argmax (ties included) is the same here and in the reference.
-    fn quantized(&mut self, len: usize, steps: u64) -> Vec<f32> {
-        (0..len).map(|_| (self.next() % (2 * steps + 1)) as f32 / steps as f32 - 1.0).collect()
-    }
-}
 
 /// All branches densely with `reference_conv`, the selector's argmax (ties → lowest index) as a
 /// one-hot, `output = Σ onehot_i · branch_i`.

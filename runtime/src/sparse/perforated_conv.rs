@@ -179,6 +179,46 @@ impl PerforatedConv {
         self.run(input, &self.every_output, output, scratch)
     }
 
+    /// `C = beta·C + W·B` with W the packed `out_channels × depth` weights, B `depth × n` at
+    /// `b` (row stride `b_stride`) and C `out_channels × n` at `c` (row stride `c_stride`).
+    ///
+    /// # Safety
+    /// `b` must be valid for reads and `c` for writes of every element those shapes and
+    /// strides address.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    unsafe fn gemm(
+        &self,
+        depth: usize,
+        n: usize,
+        b: *const f32,
+        b_stride: usize,
+        beta: f32,
+        c: *mut f32,
+        c_stride: usize,
+    ) {
+        // SAFETY: the weights are `out_channels × depth` row-major (length checked in `new`); the
+        // caller guarantees B and C.
+        unsafe {
+            matrixmultiply::sgemm(
+                self.out_channels,
+                depth,
+                n,
+                1.0,
+                self.weights.as_ptr(),
+                depth as isize,
+                1,
+                b,
+                b_stride as isize,
+                1,
+                beta,
+                c,
+                c_stride as isize,
+                1,
+            );
+        }
+    }
+
     fn run_tile(&self, input: &[f32], tile: &[u32], output: &mut [f32], scratch: &mut ConvScratch, accumulate: bool) {
         let n = tile.len();
         let depth = self.in_channels * self.geometry.taps();
@@ -217,46 +257,12 @@ impl PerforatedConv {
             // the pointwise path, inside `input` (last read: (depth−1)·plane_in + first + n − 1 <
             // input.len()); C element (co, j) is output[co·plane_out + first + j], inside
             // `output` because first + n ≤ plane_out and output.len() = out_channels·plane_out.
-            unsafe {
-                matrixmultiply::sgemm(
-                    self.out_channels,
-                    depth,
-                    n,
-                    1.0,
-                    self.weights.as_ptr(),
-                    depth as isize,
-                    1,
-                    b_ptr,
-                    b_row_stride as isize,
-                    1,
-                    1.0,
-                    output[first..].as_mut_ptr(),
-                    plane_out as isize,
-                    1,
-                );
-            }
+            unsafe { self.gemm(depth, n, b_ptr, b_row_stride, 1.0, output[first..].as_mut_ptr(), plane_out) }
         } else {
             grow(&mut scratch.result, self.out_channels * n);
             let result = &mut scratch.result[..self.out_channels * n];
             // SAFETY: A as above; B as above; C is `out_channels × n` row-major in `result`.
-            unsafe {
-                matrixmultiply::sgemm(
-                    self.out_channels,
-                    depth,
-                    n,
-                    1.0,
-                    self.weights.as_ptr(),
-                    depth as isize,
-                    1,
-                    b_ptr,
-                    b_row_stride as isize,
-                    1,
-                    0.0,
-                    result.as_mut_ptr(),
-                    n as isize,
-                    1,
-                );
-            }
+            unsafe { self.gemm(depth, n, b_ptr, b_row_stride, 0.0, result.as_mut_ptr(), n) }
             for ((out_plane, values), &b) in
                 output.chunks_exact_mut(plane_out).zip(result.chunks_exact(n)).zip(&self.bias)
             {

@@ -1,31 +1,9 @@
 use proptest::prelude::*;
 
+use super::test_data::Data;
 use super::*;
 
 const SENTINEL: f32 = 7.0;
-
-/// SplitMix64: deterministic test data from one proptest-chosen seed.
-struct Data(u64);
-
-impl Data {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [-1, 1).
-    fn signed(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn vec(&mut self, len: usize, scale: f32) -> Vec<f32> {
-        (0..len).map(|_| self.signed() * scale).collect()
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 enum MaskKind {
