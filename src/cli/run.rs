@@ -104,13 +104,13 @@ fn write_outputs(dir: &Path, prefix: &str, out: &Outputs, model: &PagModel) -> R
     save(|| viz::depth(out.depth.view()).save(p("depth.png")), &p("depth.png"))?;
     save(|| viz::normals(out.normals.view()).save(p("normals.png")), &p("normals.png"))?;
     save(|| viz::mono(&out.labels).save(p("labels.png")), &p("labels.png"))?;
-    npy(&p("depth.npy"), out.depth.clone().into_dyn())?;
-    npy(&p("labels.npy"), out.labels.clone().into_dyn())?;
-    npy(&p("normals.npy"), out.normals.clone().into_dyn())
+    npy(&p("depth.npy"), &out.depth)?;
+    npy(&p("labels.npy"), &out.labels)?;
+    npy(&p("normals.npy"), &out.normals)
 }
 
-fn npy<T: ndarray_npy::WritableElement>(path: &Path, a: ndarray::ArrayD<T>) -> Result<()> {
-    ndarray_npy::write_npy(path, &a).with_context(|| format!("writing {}", path.display()))
+fn npy<T: ndarray_npy::WritableElement, D: ndarray::Dimension>(path: &Path, a: &ndarray::Array<T, D>) -> Result<()> {
+    ndarray_npy::write_npy(path, a).with_context(|| format!("writing {}", path.display()))
 }
 
 fn write_pictures(dir: &Path, rgb: &Array3<u8>, out: &Outputs, model: &PagModel) -> Result<()> {
