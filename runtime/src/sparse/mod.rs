@@ -28,6 +28,8 @@
 //! ```
 
 mod active;
+mod extract;
+mod extract_proto;
 mod gated_block;
 #[cfg(test)]
 mod gated_block_tests;
@@ -44,6 +46,7 @@ mod test_data;
 mod tests;
 
 pub use active::{budget_count, ActiveSet, MaskValue};
+pub use extract::{extract_sparse_blocks, ExtractedGatedBlock, ExtractedMultiPool, SparsePlan, Unsupported};
 pub use gated_block::{BlockStats, GatedBlock, GatedBlockScratch, GatedBlockWeights};
 pub use geometry::ConvGeometry;
 pub use multipool::{MultiPool, MultiPoolBranch, MultiPoolScratch, MultiPoolStats};
