@@ -28,7 +28,7 @@ pub mod sparse;
 pub use contract::{GatedBlockSpec, InputSpec, ModelInfo, MultiPoolSpec};
 pub use error::{PagError, Result};
 pub use mode::ComputeMode;
-pub use model::{count_macs, decode_onnx, PagModel};
+pub use model::{count_macs, decode_onnx, Execution, PagModel};
 pub use outputs::Outputs;
 pub use preprocess::fill_input;
 pub use session::{Resolution, Session, MAX_IMAGE_SIDE};

@@ -8,14 +8,30 @@ use tract_onnx::tract_core::ops::Cost;
 
 use crate::contract::{check_operators, ModelInfo};
 use crate::error::{tract_err, PagError, Result};
+use crate::sparse::{extract_sparse_blocks, PagGatedBlockOp, PagMultiPoolOp};
 
 pub(crate) type Plan = Arc<TypedRunnableModel>;
+
+/// How a [`PagModel`] executes its gated blocks and MultiPool modules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Execution {
+    /// tract's own ops everywhere: every gated branch is computed at every pixel and masked.
+    #[default]
+    Dense,
+    /// Each supported gated block and MultiPool runs as one op calling the sparse kernels
+    /// ([`crate::sparse`]), which really skip inactive pixels; unsupported modules stay dense and
+    /// are listed in [`PagModel::dense_fallbacks`].
+    Sparse,
+}
 
 /// A loaded, validated PAG model with its optimised tract plan. Cheap to share between sessions.
 pub struct PagModel {
     pub info: ModelInfo,
     /// Multiply-accumulates of one dense frame (every gate open), from tract's op costs.
     pub dense_macs: u64,
+    /// With [`Execution::Sparse`]: why each declared module that stays dense does (empty when
+    /// every module runs on the sparse kernels, and always with [`Execution::Dense`]).
+    pub dense_fallbacks: Vec<String>,
     pub(crate) plan: Plan,
     pub(crate) input_index: usize,
     pub(crate) rho_index: Option<usize>,
@@ -49,12 +65,23 @@ pub(crate) fn check_supported(proto: &ModelProto) -> Result<()> {
 impl PagModel {
     /// Load and validate the model at `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<PagModel> {
+        Self::load_with(path, Execution::Dense)
+    }
+
+    /// Load and validate the model at `path`, executing it as `execution` says.
+    pub fn load_with(path: impl AsRef<Path>, execution: Execution) -> Result<PagModel> {
         let path = path.as_ref();
-        Self::from_bytes(&read_file(path)?, &path.display().to_string())
+        Self::from_bytes_with(&read_file(path)?, &path.display().to_string(), execution)
     }
 
     /// Load from ONNX bytes; `what` names the source in errors.
     pub fn from_bytes(bytes: &[u8], what: &str) -> Result<PagModel> {
+        Self::from_bytes_with(bytes, what, Execution::Dense)
+    }
+
+    /// Load from ONNX bytes, executing the model as `execution` says; `what` names the source in
+    /// errors.
+    pub fn from_bytes_with(bytes: &[u8], what: &str, execution: Execution) -> Result<PagModel> {
         let proto = decode_onnx(bytes, what)?;
         check_supported(&proto)?;
         let info = ModelInfo::from_proto(&proto)?;
@@ -76,9 +103,23 @@ impl PagModel {
         if let Some(ix) = rho_index {
             model.set_input_fact(ix, f32::fact([1]).into()).map_err(tract_err("type the ρ input of"))?;
         }
-        let typed =
-            model.into_typed().map_err(tract_err("type"))?.into_decluttered().map_err(tract_err("declutter"))?;
-        let dense_macs = count_macs(&typed)?;
+        let mut typed = model.into_typed().map_err(tract_err("type"))?;
+        let mut dense_fallbacks = Vec::new();
+        let (typed, dense_macs) = if execution == Execution::Sparse {
+            // MACs of the dense model, counted before the modules become sparse ops (whose cost
+            // is data dependent).
+            let dense_macs = count_macs(&typed.clone().into_decluttered().map_err(tract_err("declutter"))?)?;
+            let rho = rho_index
+                .map(|ix| typed.input_outlets().map(|o| o[ix]))
+                .transpose()
+                .map_err(tract_err("find the ρ input of"))?;
+            dense_fallbacks = install_sparse_ops(&mut typed, &proto, &info, rho)?;
+            (typed.into_decluttered().map_err(tract_err("declutter"))?, dense_macs)
+        } else {
+            let typed = typed.into_decluttered().map_err(tract_err("declutter"))?;
+            let dense_macs = count_macs(&typed)?;
+            (typed, dense_macs)
+        };
         let names: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
         let pos = |n: &str| names.iter().position(|x| x == n).expect("validated by the contract");
         let output_index = [
@@ -87,13 +128,83 @@ impl PagModel {
             pos(crate::contract::OUTPUT_NORMALS),
         ];
         let plan = typed.into_optimized().map_err(tract_err("optimise"))?.into_runnable().map_err(tract_err("plan"))?;
-        Ok(PagModel { info, dense_macs, plan, input_index, rho_index, output_index })
+        Ok(PagModel { info, dense_macs, dense_fallbacks, plan, input_index, rho_index, output_index })
+    }
+
+    /// How many nodes of the optimised plan are sparse ops: (gated blocks, MultiPools).
+    pub fn sparse_op_counts(&self) -> (usize, usize) {
+        let nodes = self.plan.model().nodes();
+        let count = |name: &str| nodes.iter().filter(|n| n.op.name() == name).count();
+        (count("PagGatedBlock"), count("PagMultiPool"))
     }
 
     /// Number of model inputs the plan expects.
     pub(crate) fn input_count(&self) -> usize {
         1 + self.rho_index.is_some() as usize
     }
+}
+
+/// Replaces every supported gated block and MultiPool of `model` (typed, not yet decluttered,
+/// so that ONNX tensor names are still outlet labels) by one sparse op; returns why each other
+/// module stays dense.
+fn install_sparse_ops(
+    model: &mut TypedModel,
+    proto: &ModelProto,
+    info: &ModelInfo,
+    rho: Option<OutletId>,
+) -> Result<Vec<String>> {
+    let plan = extract_sparse_blocks(proto, info);
+    let mut fallbacks = Vec::new();
+    let find = |model: &TypedModel, name: &str| {
+        model.find_outlet_label(name).ok_or_else(|| PagError::Tract {
+            stage: "install sparse ops in",
+            reason: format!("no tensor `{name}` in the typed model"),
+        })
+    };
+    for entry in plan.gated {
+        let b = match entry {
+            Ok(b) => b,
+            Err(e) => {
+                fallbacks.push(e.to_string());
+                continue;
+            }
+        };
+        let Some(rho) = rho else {
+            fallbacks.push(format!("gated block `{}` runs densely: the model has no ρ input", b.spec.name));
+            continue;
+        };
+        let (input, output) = (find(model, &b.spec.input)?, find(model, &b.spec.output)?);
+        let op = PagGatedBlockOp { name: b.spec.name.clone(), block: Arc::new(b.block) };
+        let mut patch = TypedModelPatch::default();
+        let wired = (|| -> TractResult<()> {
+            let x = patch.tap_model(model, input)?;
+            let r = patch.tap_model(model, rho)?;
+            let y = patch.wire_node(format!("pag_gated.{}", b.spec.name), op, &[x, r])?[0];
+            patch.shunt_outside(model, output, y)?;
+            patch.apply(model)
+        })();
+        wired.map_err(tract_err("install sparse ops in"))?;
+    }
+    for entry in plan.multipools {
+        let m = match entry {
+            Ok(m) => m,
+            Err(e) => {
+                fallbacks.push(e.to_string());
+                continue;
+            }
+        };
+        let (input, output) = (find(model, &m.spec.input)?, find(model, &m.spec.output)?);
+        let op = PagMultiPoolOp { name: m.spec.name.clone(), module: Arc::new(m.module) };
+        let mut patch = TypedModelPatch::default();
+        let wired = (|| -> TractResult<()> {
+            let x = patch.tap_model(model, input)?;
+            let y = patch.wire_node(format!("pag_multipool.{}", m.spec.name), op, &[x])?[0];
+            patch.shunt_outside(model, output, y)?;
+            patch.apply(model)
+        })();
+        wired.map_err(tract_err("install sparse ops in"))?;
+    }
+    Ok(fallbacks)
 }
 
 /// Total FMA count of a typed model, from each op's declared cost.

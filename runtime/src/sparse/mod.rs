@@ -44,6 +44,7 @@ mod reference;
 mod test_data;
 #[cfg(test)]
 mod tests;
+mod tract_ops;
 
 pub use active::{budget_count, ActiveSet, MaskValue};
 pub use extract::{extract_sparse_blocks, ExtractedGatedBlock, ExtractedMultiPool, SparsePlan, Unsupported};
@@ -52,3 +53,4 @@ pub use geometry::ConvGeometry;
 pub use multipool::{MultiPool, MultiPoolBranch, MultiPoolScratch, MultiPoolStats};
 pub use perforated_conv::{ConvScratch, PerforatedConv};
 pub use reference::reference_conv;
+pub use tract_ops::{mode_from_rho, PagGatedBlockOp, PagMultiPoolOp};

@@ -1,0 +1,174 @@
+//! tract operators that run the sparse kernels inside a tract plan: [`PagGatedBlockOp`] replaces
+//! the subgraph of one gated residual block, [`PagMultiPoolOp`] that of one MultiPool module.
+//! Both keep their working memory in a per-session [`OpState`], so steady-state frames do not
+//! allocate scratch.
+use std::sync::Arc;
+
+use tract_onnx::tract_core::internal::*;
+
+use super::gated_block::{GatedBlock, GatedBlockScratch};
+use super::multipool::{MultiPool, MultiPoolScratch};
+use crate::mode::ComputeMode;
+
+/// The compute mode the contract's ρ input encodes (≥ 1 → dense, ≤ 0 → native, else a budget).
+pub fn mode_from_rho(rho: f32) -> ComputeMode {
+    if rho >= 1.0 {
+        ComputeMode::Dense
+    } else if rho <= 0.0 || rho.is_nan() {
+        ComputeMode::Native
+    } else {
+        ComputeMode::Budget(rho)
+    }
+}
+
+/// One gated residual block `O = I + G ⊙ F(I)` as a tract op. Inputs: the block input
+/// (f32 `[1, C, h, w]`) and ρ (f32 `[1]`); output: the block output, same shape.
+#[derive(Debug, Clone)]
+pub struct PagGatedBlockOp {
+    /// The block's name in the model metadata.
+    pub name: String,
+    /// The sparse kernel.
+    pub block: Arc<GatedBlock>,
+}
+
+impl PartialEq for PagGatedBlockOp {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && Arc::ptr_eq(&self.block, &other.block)
+    }
+}
+impl Eq for PagGatedBlockOp {}
+
+/// Per-session working memory of a [`PagGatedBlockOp`].
+#[derive(Debug, Default)]
+struct GatedBlockState {
+    scratch: GatedBlockScratch,
+}
+
+impl Clone for GatedBlockState {
+    fn clone(&self) -> Self {
+        // Scratch is a cache: a clone starts empty.
+        GatedBlockState::default()
+    }
+}
+
+impl Op for PagGatedBlockOp {
+    fn name(&self) -> StaticName {
+        "PagGatedBlock".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        let (h, w) = self.block.size();
+        Ok(vec![format!("{} C={} mid={} {h}×{w}", self.name, self.block.channels(), self.block.mid())])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for PagGatedBlockOp {
+    not_out_of_plan!();
+
+    fn state(&self, _ctx: &EvalContext) -> TractResult<Option<Box<dyn OpState>>> {
+        Ok(Some(Box::<GatedBlockState>::default()))
+    }
+}
+
+impl OpState for GatedBlockState {
+    fn eval(&mut self, _ctx: &EvalContext, op: &dyn Op, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let op = op.downcast_ref::<PagGatedBlockOp>().context("PagGatedBlock state given another op")?;
+        let (x, rho) = args_2!(inputs);
+        let rho = *rho.to_plain_array_view::<f32>()?.iter().next().context("ρ input is empty")?;
+        let mut out = x.into_tensor();
+        let mut view = out.to_plain_array_view_mut::<f32>()?;
+        let slice = view.as_slice_mut().context("block input is not contiguous")?;
+        op.block.run_in_place(slice, mode_from_rho(rho), &mut self.scratch)?;
+        Ok(tvec!(out.into_tvalue()))
+    }
+
+    fn reset_lanes(&mut self, _lanes: &[LaneId]) -> TractResult<()> {
+        // Only scratch lives here; nothing carries from one turn to the next.
+        Ok(())
+    }
+}
+
+impl TypedOp for PagGatedBlockOp {
+    as_op!();
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        Ok(tvec!(inputs[0].without_value()))
+    }
+}
+
+/// One MultiPool module as a tract op. Input: the module input (f32 `[1, C, h, w]`); output: the
+/// module output, same shape.
+#[derive(Debug, Clone)]
+pub struct PagMultiPoolOp {
+    /// The module's name in the model metadata.
+    pub name: String,
+    /// The sparse kernel.
+    pub module: Arc<MultiPool>,
+}
+
+impl PartialEq for PagMultiPoolOp {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && Arc::ptr_eq(&self.module, &other.module)
+    }
+}
+impl Eq for PagMultiPoolOp {}
+
+/// Per-session working memory of a [`PagMultiPoolOp`].
+#[derive(Debug, Default)]
+struct MultiPoolState {
+    scratch: MultiPoolScratch,
+}
+
+impl Clone for MultiPoolState {
+    fn clone(&self) -> Self {
+        MultiPoolState::default()
+    }
+}
+
+impl Op for PagMultiPoolOp {
+    fn name(&self) -> StaticName {
+        "PagMultiPool".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!("{} branches={}", self.name, self.module.branches())])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for PagMultiPoolOp {
+    not_out_of_plan!();
+
+    fn state(&self, _ctx: &EvalContext) -> TractResult<Option<Box<dyn OpState>>> {
+        Ok(Some(Box::<MultiPoolState>::default()))
+    }
+}
+
+impl OpState for MultiPoolState {
+    fn eval(&mut self, _ctx: &EvalContext, op: &dyn Op, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let op = op.downcast_ref::<PagMultiPoolOp>().context("PagMultiPool state given another op")?;
+        let x = args_1!(inputs);
+        let view = x.to_plain_array_view::<f32>()?;
+        let input = view.as_slice().context("MultiPool input is not contiguous")?;
+        let mut out = Tensor::zero::<f32>(x.shape())?;
+        let mut out_view = out.to_plain_array_view_mut::<f32>()?;
+        let output = out_view.as_slice_mut().context("MultiPool output is not contiguous")?;
+        op.module.run(input, output, &mut self.scratch)?;
+        Ok(tvec!(out.into_tvalue()))
+    }
+
+    fn reset_lanes(&mut self, _lanes: &[LaneId]) -> TractResult<()> {
+        Ok(())
+    }
+}
+
+impl TypedOp for PagMultiPoolOp {
+    as_op!();
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        Ok(tvec!(inputs[0].without_value()))
+    }
+}
