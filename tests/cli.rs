@@ -258,3 +258,25 @@ fn contract_gate_with_two_channels_names_the_node() {
         "gated block `stage2.1`, node `/net/stage2.1/gate/Conv`: the gate must have 1 output channel, has 2",
     );
 }
+
+#[test]
+fn unsupported_sparse_block_runs_densely_and_says_so_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = shipped_proto();
+    let relu = m.graph.as_mut().unwrap().node.iter_mut().find(|n| n.name == "/net/stage1.1/spatial/Relu").unwrap();
+    relu.op_type = "Sigmoid".into();
+    let p = write_proto(dir.path(), "sigmoid.onnx", &m);
+    let out_dir = dir.path().join("out");
+    let (ok, _, err) = pag(&["run", "--model", &p, "--scene", "3", "--mode", "0.5", "--out", path_str(&out_dir)]);
+    assert!(ok, "{err}");
+    assert_eq!(err.matches("gated block `stage1.1` runs densely").count(), 1, "{err}");
+    let (ok, out, _) = pag(&["info", "--model", &p]);
+    assert!(ok && out.contains("7 of 8 gated blocks"), "{out}");
+}
+
+#[test]
+fn info_reports_sparse_execution() {
+    let (ok, out, err) = pag(&["info"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("8 of 8 gated blocks and 1 of 1 MultiPool modules run on pagrt's sparse kernels"), "{out}");
+}

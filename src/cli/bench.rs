@@ -2,10 +2,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use pag_models::{Intrinsics, Scene};
-use pag_runtime::{ComputeMode, PagModel, Session};
+use pag_runtime::{ComputeMode, Session};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -15,6 +15,9 @@ pub struct BenchArgs {
     /// Compute mode(s) to time, e.g. `dense native 0.5`.
     #[arg(long, num_args = 1.., default_value = "dense")]
     mode: Vec<ComputeMode>,
+    /// How gated blocks execute (sparse skips inactive pixels; dense is the masked reference).
+    #[arg(long, value_enum, default_value_t = super::Exec::Sparse)]
+    execution: super::Exec,
     /// Timed frames per mode (after warm-up).
     #[arg(long, default_value_t = 30)]
     frames: usize,
@@ -28,10 +31,14 @@ pub struct BenchArgs {
 /// Times whole frames (resize + normalisation + inference + output conversion) on one thread.
 pub fn bench(a: BenchArgs) -> Result<()> {
     let path = a.model.unwrap_or_else(super::default_model);
-    let model = Arc::new(PagModel::load(&path).with_context(|| format!("loading {}", path.display()))?);
+    let model = Arc::new(super::load_model(&path, a.execution)?);
     let (h, w) = (model.info.input.height as u32, model.info.input.width as u32);
     let scene = Scene::random(1);
     let rgb = scene.render(&Intrinsics::with_hfov(w, h, 70.0), &scene.random_pose(1)).rgb;
+    let exec_name = match a.execution {
+        super::Exec::Sparse => "sparse",
+        super::Exec::Dense => "dense",
+    };
     let mut session = Session::new(model.clone())?;
     for mode in a.mode {
         session.set_mode(mode);
@@ -49,11 +56,11 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         if a.json {
             println!(
                 "{}",
-                serde_json::json!({"model": path, "mode": mode.to_string(), "frames": ms.len(), "median_ms": q(0.5), "p10_ms": q(0.1), "p90_ms": q(0.9), "dense_macs": model.dense_macs})
+                serde_json::json!({"model": path, "execution": exec_name, "mode": mode.to_string(), "frames": ms.len(), "median_ms": q(0.5), "p10_ms": q(0.1), "p90_ms": q(0.9), "dense_macs": model.dense_macs})
             );
         } else {
             println!(
-                "{:<12} median {:7.2} ms  p10 {:7.2}  p90 {:7.2}  ({} frames, {}×{})",
+                "{exec_name:<7} {:<12} median {:7.2} ms  p10 {:7.2}  p90 {:7.2}  ({} frames, {}×{})",
                 mode.to_string(),
                 q(0.5),
                 q(0.1),

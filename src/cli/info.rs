@@ -1,10 +1,10 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use pag_runtime::PagModel;
+use pag_runtime::{Execution, PagModel};
 
 pub fn info(path: &Path) -> Result<()> {
-    let m = PagModel::load(path).with_context(|| format!("loading {}", path.display()))?;
+    let m = PagModel::load_with(path, Execution::Sparse).with_context(|| format!("loading {}", path.display()))?;
     let i = &m.info;
     println!("model       {}", path.display());
     println!(
@@ -28,6 +28,15 @@ pub fn info(path: &Path) -> Result<()> {
     println!("MultiPool modules ({}):", i.multipools.len());
     for p in &i.multipools {
         println!("  {:<14} dilations {:?}  selector {}", p.name, p.dilations, p.selector);
+    }
+    let (gated, pools) = m.sparse_op_counts();
+    println!(
+        "sparse      {gated} of {} gated blocks and {pools} of {} MultiPool modules run on pagrt's sparse kernels",
+        i.gated_blocks.len(),
+        i.multipools.len()
+    );
+    for reason in &m.dense_fallbacks {
+        println!("  {reason}");
     }
     if let Some(t) = i.metadata.get("pag.training") {
         println!("training    {t}");

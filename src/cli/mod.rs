@@ -42,6 +42,30 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
+/// How gated blocks execute: `sparse` runs pagrt's kernels (inactive pixels skipped), `dense`
+/// runs tract's ops on every pixel and multiplies by the masks (the reference).
+#[derive(Clone, Copy, Default, clap::ValueEnum)]
+pub enum Exec {
+    #[default]
+    Sparse,
+    Dense,
+}
+
+/// Load `path` for `exec`; says once, on stderr, which PAG modules fall back to dense execution.
+pub fn load_model(path: &std::path::Path, exec: Exec) -> Result<pag_runtime::PagModel> {
+    use anyhow::Context;
+    let execution = match exec {
+        Exec::Sparse => pag_runtime::Execution::Sparse,
+        Exec::Dense => pag_runtime::Execution::Dense,
+    };
+    let model =
+        pag_runtime::PagModel::load_with(path, execution).with_context(|| format!("loading {}", path.display()))?;
+    for reason in &model.dense_fallbacks {
+        eprintln!("note: {reason}");
+    }
+    Ok(model)
+}
+
 /// The shipped multi-task PAG model of this checkout.
 pub fn default_model() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/shipped/pag_multitask.onnx")

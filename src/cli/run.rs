@@ -31,6 +31,9 @@ pub struct RunArgs {
     /// Compute mode: dense, native, budget:ρ (or just ρ) with ρ in (0, 1].
     #[arg(long, default_value = "dense")]
     mode: ComputeMode,
+    /// How gated blocks execute (sparse skips inactive pixels; dense is the masked reference).
+    #[arg(long, value_enum, default_value_t = super::Exec::Sparse)]
+    execution: super::Exec,
     /// Resolution of the outputs: the input image's, or the model's.
     #[arg(long, value_enum, default_value_t = Res::Input)]
     resolution: Res,
@@ -48,7 +51,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     if !a.input.is_empty() {
         return run_tensors(&model_path, &a.input, &a.out);
     }
-    let model = Arc::new(PagModel::load(&model_path).with_context(|| format!("loading {}", model_path.display()))?);
+    let model = Arc::new(super::load_model(&model_path, a.execution)?);
     let (rgb, truth) = match (&a.image, a.scene) {
         (Some(path), None) => (viz::from_image(&imageio::read_rgb(path)?), None),
         (None, Some(seed)) => {
