@@ -8,7 +8,7 @@ use tract_onnx::tract_core::ops::Cost;
 
 use crate::contract::{check_operators, ModelInfo};
 use crate::error::{tract_err, PagError, Result};
-use crate::sparse::{extract_sparse_blocks, PagGatedBlockOp, PagMultiPoolOp};
+use crate::sparse::{extract_sparse_blocks, PagGatedBlockOp, PagMultiPoolOp, PagResizeOp};
 
 pub(crate) type Plan = Arc<TypedRunnableModel>;
 
@@ -20,7 +20,8 @@ pub enum Execution {
     Dense,
     /// Each supported gated block and MultiPool runs as one op calling the sparse kernels
     /// ([`crate::sparse`]), which really skip inactive pixels; unsupported modules stay dense and
-    /// are listed in [`PagModel::dense_fallbacks`].
+    /// are listed in [`PagModel::dense_fallbacks`]. Bilinear `half_pixel` Resize nodes also run
+    /// on a fast dedicated kernel ([`PagResizeOp`]).
     Sparse,
 }
 
@@ -114,7 +115,9 @@ impl PagModel {
                 .transpose()
                 .map_err(tract_err("find the ρ input of"))?;
             dense_fallbacks = install_sparse_ops(&mut typed, &proto, &info, rho)?;
-            (typed.into_decluttered().map_err(tract_err("declutter"))?, dense_macs)
+            let mut typed = typed.into_decluttered().map_err(tract_err("declutter"))?;
+            install_fast_resizes(&mut typed)?;
+            (typed, dense_macs)
         } else {
             let typed = typed.into_decluttered().map_err(tract_err("declutter"))?;
             let dense_macs = count_macs(&typed)?;
@@ -136,6 +139,11 @@ impl PagModel {
         let nodes = self.plan.model().nodes();
         let count = |name: &str| nodes.iter().filter(|n| n.op.name() == name).count();
         (count("PagGatedBlock"), count("PagMultiPool"))
+    }
+
+    /// How many nodes of the optimised plan are fast bilinear resizes ([`PagResizeOp`]).
+    pub fn sparse_resize_count(&self) -> usize {
+        self.plan.model().nodes().iter().filter(|n| n.op.name() == "PagResize").count()
     }
 
     /// Number of model inputs the plan expects.
@@ -205,6 +213,67 @@ fn install_sparse_ops(
         wired.map_err(tract_err("install sparse ops in"))?;
     }
     Ok(fallbacks)
+}
+
+/// The output size `(oh, ow)` of a `Resize` node [`PagResizeOp`] computes exactly: linear,
+/// `half_pixel` (or `pytorch_half_pixel` with outputs longer than 1), f32 `[N, C, h, w]` in with
+/// a concrete shape, only the last two axes resized, and any constant scales equal to the size
+/// ratios.
+fn fast_resize_size(model: &TypedModel, node: &TypedNode) -> Option<(usize, usize)> {
+    use tract_onnx::tract_core::ops::nn::resize::{CoordTransformer, Interpolator, Resize};
+    let op = node.op_as::<Resize>()?;
+    let input = model.outlet_fact(*node.inputs.first()?).ok()?;
+    let output = node.outputs.first()?.fact.shape.as_concrete()?.to_vec();
+    let in_shape = input.shape.as_concrete()?;
+    if input.datum_type != f32::datum_type()
+        || in_shape.len() != 4
+        || output.len() != 4
+        || in_shape[..2] != output[..2]
+        || in_shape[2] == 0
+        || in_shape[3] == 0
+        || !matches!(op.interpolator, Interpolator::Linear)
+    {
+        return None;
+    }
+    let (oh, ow) = (output[2], output[3]);
+    match op.coord_transformer {
+        CoordTransformer::HalfPixel => (),
+        CoordTransformer::PytorchHalfPixel if oh > 1 && ow > 1 => (),
+        _ => return None,
+    }
+    if let Some(ix) = op.optional_scales_input {
+        if let Some(scales) = node.inputs.get(ix).and_then(|o| model.outlet_fact(*o).ok()?.konst.clone()) {
+            if scales.len() == 4 {
+                let scales = scales.cast_to::<f32>().ok()?;
+                let s = scales.to_plain_array_view::<f32>().ok()?;
+                let want = [1.0, 1.0, oh as f32 / in_shape[2] as f32, ow as f32 / in_shape[3] as f32];
+                if s.iter().zip(want).any(|(a, b)| *a != b) {
+                    return None;
+                }
+            }
+        }
+    }
+    Some((oh, ow))
+}
+
+/// Replaces every `Resize` node of `model` that [`PagResizeOp`] computes exactly (see
+/// [`fast_resize_size`]) by that op; returns how many it replaced.
+fn install_fast_resizes(model: &mut TypedModel) -> Result<usize> {
+    let candidates: Vec<(usize, usize, usize)> =
+        model.nodes().iter().filter_map(|n| fast_resize_size(model, n).map(|(oh, ow)| (n.id, oh, ow))).collect();
+    for &(id, oh, ow) in &candidates {
+        let node = model.node(id);
+        let (input, name) = (node.inputs[0], node.name.clone());
+        let mut patch = TypedModelPatch::default();
+        let wired = (|| -> TractResult<()> {
+            let x = patch.tap_model(model, input)?;
+            let y = patch.wire_node(format!("{name}.pag_resize"), PagResizeOp { oh, ow }, &[x])?[0];
+            patch.shunt_outside(model, OutletId::new(id, 0), y)?;
+            patch.apply(model)
+        })();
+        wired.map_err(tract_err("install fast resizes in"))?;
+    }
+    Ok(candidates.len())
 }
 
 /// Total FMA count of a typed model, from each op's declared cost.

@@ -13,6 +13,8 @@
 //!   footprint), inactive pixels untouched; [`BlockStats`] counts the MACs it executed.
 //! - [`MultiPool`]: the selector's argmax picks one branch per pixel (copy or dilated 3×3), and
 //!   each branch's conv runs only at its own pixels.
+//! - [`resize_bilinear_half_pixel`] / [`PagResizeOp`]: a fast separable bilinear upsampling
+//!   (ONNX `half_pixel`) replacing tract's generic `Resize` in sparse execution.
 //!
 //! ```
 //! use pag_runtime::sparse::{ActiveSet, ConvScratch, PerforatedConv};
@@ -40,6 +42,8 @@ mod multipool;
 mod multipool_tests;
 mod perforated_conv;
 mod reference;
+mod resize;
+mod resize_op;
 #[cfg(test)]
 mod test_data;
 #[cfg(test)]
@@ -53,4 +57,6 @@ pub use geometry::ConvGeometry;
 pub use multipool::{MultiPool, MultiPoolBranch, MultiPoolScratch, MultiPoolStats};
 pub use perforated_conv::{ConvScratch, PerforatedConv};
 pub use reference::reference_conv;
+pub use resize::resize_bilinear_half_pixel;
+pub use resize_op::PagResizeOp;
 pub use tract_ops::{mode_from_rho, PagGatedBlockOp, PagMultiPoolOp};

@@ -1,0 +1,140 @@
+//! Bilinear resize of NCHW f32 maps with ONNX `half_pixel` coordinates (pytorch's
+//! `align_corners=False`), edges clamped: the fast kernel behind [`super::PagResizeOp`].
+
+/// One output coordinate of one axis: the two input indices it reads and the weight of the
+/// second (`1 - weight` goes to the first).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Tap {
+    i0: usize,
+    i1: usize,
+    w: f32,
+}
+
+/// The taps of an axis resized from `len_in` to `len_out`: source coordinate
+/// `(dst + 0.5) / (len_out / len_in) - 0.5`, clamped to `[0, len_in - 1]`.
+fn axis_taps(len_in: usize, len_out: usize) -> Vec<Tap> {
+    let scale = len_out as f32 / len_in as f32;
+    let last = len_in.saturating_sub(1);
+    (0..len_out)
+        .map(|d| {
+            let src = ((d as f32 + 0.5) / scale - 0.5).clamp(0.0, last as f32);
+            let i0 = (src.floor() as usize).min(last);
+            let i1 = (i0 + 1).min(last);
+            Tap { i0, i1, w: src - i0 as f32 }
+        })
+        .collect()
+}
+
+/// Resizes `c` channels of `ih × iw` (`input`, channel-major, contiguous) to `oh × ow`
+/// (`output`, same layout) by bilinear interpolation with ONNX `half_pixel` coordinates and
+/// clamped edges. Separable: each output row first blends two input rows, then two columns.
+///
+/// # Panics
+/// If `input` is not `c·ih·iw` long, `output` not `c·oh·ow`, or a size is zero while the
+/// other side of its axis is not.
+pub fn resize_bilinear_half_pixel(
+    input: &[f32],
+    c: usize,
+    ih: usize,
+    iw: usize,
+    output: &mut [f32],
+    oh: usize,
+    ow: usize,
+) {
+    assert_eq!(input.len(), c * ih * iw, "input length");
+    assert_eq!(output.len(), c * oh * ow, "output length");
+    if output.is_empty() {
+        return;
+    }
+    assert!(ih > 0 && iw > 0, "cannot resize an empty map to a non-empty one");
+    let rows = axis_taps(ih, oh);
+    let cols = axis_taps(iw, ow);
+    let mut blended = vec![0f32; iw];
+    for (plane_in, plane_out) in input.chunks_exact(ih * iw).zip(output.chunks_exact_mut(oh * ow)) {
+        for (row, out_row) in rows.iter().zip(plane_out.chunks_exact_mut(ow)) {
+            let r0 = &plane_in[row.i0 * iw..][..iw];
+            let r1 = &plane_in[row.i1 * iw..][..iw];
+            let (a, b) = (1.0 - row.w, row.w);
+            for ((t, &x0), &x1) in blended.iter_mut().zip(r0).zip(r1) {
+                *t = a * x0 + b * x1;
+            }
+            for (o, col) in out_row.iter_mut().zip(&cols) {
+                *o = (1.0 - col.w) * blended[col.i0] + col.w * blended[col.i1];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Direct per-pixel bilinear interpolation, in f64.
+    fn reference(input: &[f32], c: usize, ih: usize, iw: usize, oh: usize, ow: usize) -> Vec<f32> {
+        let src = |d: usize, n_in: usize, n_out: usize| {
+            let s = (d as f64 + 0.5) * n_in as f64 / n_out as f64 - 0.5;
+            let s = s.clamp(0.0, (n_in - 1) as f64);
+            let i0 = s.floor() as usize;
+            (i0, (i0 + 1).min(n_in - 1), s - i0 as f64)
+        };
+        let mut out = Vec::with_capacity(c * oh * ow);
+        for ch in 0..c {
+            for y in 0..oh {
+                let (y0, y1, wy) = src(y, ih, oh);
+                for x in 0..ow {
+                    let (x0, x1, wx) = src(x, iw, ow);
+                    let at = |yy: usize, xx: usize| input[(ch * ih + yy) * iw + xx] as f64;
+                    let v = (1.0 - wy) * ((1.0 - wx) * at(y0, x0) + wx * at(y0, x1))
+                        + wy * ((1.0 - wx) * at(y1, x0) + wx * at(y1, x1));
+                    out.push(v as f32);
+                }
+            }
+        }
+        out
+    }
+
+    fn check(input: &[f32], c: usize, ih: usize, iw: usize, oh: usize, ow: usize) -> f32 {
+        let mut out = vec![f32::NAN; c * oh * ow];
+        resize_bilinear_half_pixel(input, c, ih, iw, &mut out, oh, ow);
+        let want = reference(input, c, ih, iw, oh, ow);
+        out.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn identity_is_a_copy() {
+        let input: Vec<f32> = (0..2 * 5 * 7).map(|i| i as f32 * 0.37 - 3.0).collect();
+        let mut out = vec![0f32; input.len()];
+        resize_bilinear_half_pixel(&input, 2, 5, 7, &mut out, 5, 7);
+        assert_eq!(out, input);
+    }
+
+    #[test]
+    fn upsample_by_two_matches_pytorch_values() {
+        // torch.nn.functional.interpolate([[0, 1]], scale_factor=2, mode="linear",
+        // align_corners=False) == [0, 0.25, 0.75, 1].
+        let mut out = vec![0f32; 4];
+        resize_bilinear_half_pixel(&[0.0, 1.0], 1, 1, 2, &mut out, 1, 4);
+        assert_eq!(out, [0.0, 0.25, 0.75, 1.0]);
+    }
+
+    proptest! {
+        #[test]
+        fn matches_the_per_pixel_formula(
+            c in 1usize..=8, ih in 1usize..=17, iw in 1usize..=17, oh in 1usize..=40,
+            ow in 1usize..=40, seed in any::<u64>(),
+        ) {
+            let mut s = seed | 1;
+            let input: Vec<f32> = (0..c * ih * iw)
+                .map(|_| {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    (s >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
+                })
+                .collect();
+            let d = check(&input, c, ih, iw, oh, ow);
+            prop_assert!(d <= 1e-5, "max |diff| {d:e}");
+        }
+    }
+}
