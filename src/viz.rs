@@ -117,6 +117,35 @@ pub fn depth(depth: ArrayView2<f32>) -> RgbImage {
     img
 }
 
+/// Turbo-coloured ponder map (how many of `layers` gated blocks ran at each pixel: 0 = dark
+/// blue, `layers` = dark red) with a discrete scale to the right, one swatch per count.
+pub fn ponder(map: ArrayView2<u8>, layers: usize) -> RgbImage {
+    let (h, w) = map.dim();
+    let n = layers.max(1) as f32;
+    let bar_w = 44u32;
+    let rows = layers as u32 + 1;
+    let mut img = RgbImage::from_pixel(w as u32 + bar_w, (h as u32).max(12 * rows + 8), Rgb([255, 255, 255]));
+    for ((y, x), &v) in map.indexed_iter() {
+        img.put_pixel(x as u32, y as u32, Rgb(turbo(v as f32 / n)));
+    }
+    // Largest count on top, like a colour bar.
+    let step = ((h as u32).saturating_sub(8) / rows).clamp(10, 30);
+    for i in 0..rows {
+        let count = layers as u32 - i;
+        let y0 = 4 + step * i;
+        for dy in 0..step.saturating_sub(2).max(8) {
+            for dx in 0..12 {
+                if y0 + dy < img.height() {
+                    img.put_pixel(w as u32 + 4 + dx, y0 + dy, Rgb(turbo(count as f32 / n)));
+                }
+            }
+        }
+        let ty = y0 as i64 + (step.saturating_sub(2).max(8) as i64 - 8) / 2;
+        draw_text(&mut img, w as i64 + 20, ty, &count.to_string(), Rgb([0, 0, 0]), 1);
+    }
+    img
+}
+
 /// Normals as RGB: (n + 1) / 2 per axis (x right → red, y down → green, z forward → blue).
 pub fn normals(n: ArrayView3<f32>) -> RgbImage {
     let (h, w, _) = n.dim();

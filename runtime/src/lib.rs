@@ -24,6 +24,7 @@ mod outputs;
 mod preprocess;
 mod session;
 pub mod sparse;
+mod telemetry;
 
 pub use contract::{GatedBlockSpec, InputSpec, ModelInfo, MultiPoolSpec};
 pub use error::{PagError, Result};
@@ -32,3 +33,4 @@ pub use model::{count_macs, decode_onnx, Execution, PagModel};
 pub use outputs::Outputs;
 pub use preprocess::fill_input;
 pub use session::{Resolution, Session, MAX_IMAGE_SIDE};
+pub use telemetry::{FrameTelemetry, LayerTelemetry};

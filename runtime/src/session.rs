@@ -1,7 +1,7 @@
 //! A session runs one model frame after frame; created once, reused per frame.
 use std::sync::Arc;
 
-use ndarray::{ArrayView3, Ix4};
+use ndarray::{Array2, ArrayView3, Ix4};
 use tract_onnx::prelude::*;
 
 use crate::error::{tract_err, PagError, Result};
@@ -9,6 +9,8 @@ use crate::mode::ComputeMode;
 use crate::model::PagModel;
 use crate::outputs::Outputs;
 use crate::preprocess::fill_input;
+use crate::sparse::{PagGatedBlockOp, PagMultiPoolOp};
+use crate::telemetry::{add_to_ponder, FrameTelemetry, LayerTelemetry};
 
 /// At which resolution a session returns its outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,14 +39,111 @@ pub struct Session {
     input: Tensor,
     mode: ComputeMode,
     resolution: Resolution,
+    /// Plan node ids of the sparse gated-block ops, in the metadata's order.
+    gated_nodes: Vec<usize>,
+    /// Plan node ids of the sparse MultiPool ops, in the metadata's order.
+    multipool_nodes: Vec<usize>,
+    /// Filled after each frame when the model has sparse ops; `None` under dense execution.
+    telemetry: Option<FrameTelemetry>,
+}
+
+/// Node ids and names of the plan's ops of type `O`, sorted by their position in `order`.
+fn sparse_nodes<O: Op + 'static>(
+    model: &PagModel,
+    name: impl Fn(&O) -> &str,
+    order: &[&str],
+) -> (Vec<usize>, Vec<LayerTelemetry>) {
+    let mut found: Vec<(usize, usize, String)> = model
+        .plan
+        .model()
+        .nodes()
+        .iter()
+        .filter_map(|n| n.op_as::<O>().map(|op| (n.id, name(op).to_owned())))
+        .map(|(id, n)| (order.iter().position(|o| *o == n).unwrap_or(usize::MAX), id, n))
+        .collect();
+    found.sort();
+    let ids = found.iter().map(|f| f.1).collect();
+    let layers = found.into_iter().map(|(_, _, name)| LayerTelemetry { name, ..Default::default() }).collect();
+    (ids, layers)
 }
 
 impl Session {
+    /// A session on `model`, in [`ComputeMode::Dense`] at [`Resolution::Model`].
     pub fn new(model: Arc<PagModel>) -> Result<Session> {
         let state = TypedSimpleState::new(&model.plan).map_err(tract_err("start a session for"))?;
         let input = Tensor::zero::<f32>(&[1, 3, model.info.input.height, model.info.input.width])
             .map_err(tract_err("allocate input for"))?;
-        Ok(Session { model, state, input, mode: ComputeMode::Dense, resolution: Resolution::Model })
+        let gated_order: Vec<&str> = model.info.gated_blocks.iter().map(|b| b.name.as_str()).collect();
+        let pool_order: Vec<&str> = model.info.multipools.iter().map(|m| m.name.as_str()).collect();
+        let (gated_nodes, layers) = sparse_nodes::<PagGatedBlockOp>(&model, |op| &op.name, &gated_order);
+        let (multipool_nodes, multipools) = sparse_nodes::<PagMultiPoolOp>(&model, |op| &op.name, &pool_order);
+        let telemetry = (!gated_nodes.is_empty() || !multipool_nodes.is_empty()).then(|| FrameTelemetry {
+            layers,
+            multipools,
+            ..Default::default()
+        });
+        Ok(Session {
+            model,
+            state,
+            input,
+            mode: ComputeMode::Dense,
+            resolution: Resolution::Model,
+            gated_nodes,
+            multipool_nodes,
+            telemetry,
+        })
+    }
+
+    /// What the sparse modules did in the last frame ([`Session::run`] or
+    /// [`Session::run_tensor`]): per gated block and MultiPool, active density and executed
+    /// beside dense MACs. `None` when the model runs with [`crate::Execution::Dense`] (no sparse
+    /// ops) or before the first frame. Refilled in place each frame, without allocating.
+    pub fn telemetry(&self) -> Option<&FrameTelemetry> {
+        self.telemetry.as_ref().filter(|_| self.ran_once())
+    }
+
+    fn ran_once(&self) -> bool {
+        self.gated_nodes
+            .iter()
+            .chain(&self.multipool_nodes)
+            .next()
+            .and_then(|&id| self.state.op_states[id].as_deref())
+            .is_some_and(|s| PagGatedBlockOp::last_run(s).is_some() || PagMultiPoolOp::last_run(s).is_some())
+    }
+
+    /// The ponder map of the last frame, at the model's input resolution (`h × w` of
+    /// `model.info.input`): at each pixel, how many gated blocks computed their branch there
+    /// (each block's active mask upsampled nearest-neighbour from its own grid, then summed).
+    /// `None` as for [`Session::telemetry`]. Allocates the returned array.
+    pub fn ponder_map(&self) -> Option<Array2<u8>> {
+        self.telemetry()?;
+        let i = &self.model.info.input;
+        let mut map = Array2::<u8>::zeros((i.height, i.width));
+        for &id in &self.gated_nodes {
+            if let Some((_, set)) = self.state.op_states[id].as_deref().and_then(PagGatedBlockOp::last_run) {
+                add_to_ponder(&mut map, set);
+            }
+        }
+        Some(map)
+    }
+
+    fn update_telemetry(&mut self) {
+        let Some(t) = self.telemetry.as_mut() else { return };
+        for (layer, &id) in t.layers.iter_mut().zip(&self.gated_nodes) {
+            if let Some((s, _)) = self.state.op_states[id].as_deref().and_then(PagGatedBlockOp::last_run) {
+                layer.density = if s.pixels == 0 { 0.0 } else { s.active as f32 / s.pixels as f32 };
+                layer.executed_macs = s.executed_macs;
+                layer.dense_macs = s.dense_macs;
+            }
+        }
+        for (layer, &id) in t.multipools.iter_mut().zip(&self.multipool_nodes) {
+            if let Some(s) = self.state.op_states[id].as_deref().and_then(PagMultiPoolOp::last_run) {
+                layer.density = if s.pixels == 0 { 0.0 } else { s.conv_pixels as f32 / s.pixels as f32 };
+                layer.executed_macs = s.executed_macs;
+                layer.dense_macs = s.dense_macs;
+            }
+        }
+        t.update_totals();
     }
 
     pub fn model(&self) -> &PagModel {
@@ -103,6 +202,8 @@ impl Session {
             .collect();
         let mut outs: Vec<Option<TValue>> =
             self.state.run(inputs).map_err(tract_err("run"))?.into_iter().map(Some).collect();
+        self.update_telemetry();
+        let m = &self.model;
         Ok(m.output_index.map(|i| outs[i].take().expect("distinct output indices")))
     }
 }

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use ndarray::Array3;
 use pag_models::{Intrinsics, Scene};
-use pag_runtime::{generic, ComputeMode, Outputs, PagModel, Resolution, Session};
+use pag_runtime::{generic, ComputeMode, FrameTelemetry, LayerTelemetry, Outputs, PagModel, Resolution, Session};
 
 use crate::{imageio, viz};
 
@@ -37,6 +37,10 @@ pub struct RunArgs {
     /// Resolution of the outputs: the input image's, or the model's.
     #[arg(long, value_enum, default_value_t = Res::Input)]
     resolution: Res,
+    /// Also write the ponder map (how many gated blocks ran at each input pixel, with sparse
+    /// execution): ponder.png (coloured, with a scale) and ponder.npy (u8, model input size).
+    #[arg(long)]
+    ponder: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -80,19 +84,53 @@ pub fn run(a: RunArgs) -> Result<()> {
         write_outputs(&a.out, "truth_", &gt, &model)?;
     }
     let range = viz::depth_range(out.depth.view());
-    let summary = serde_json::json!({
+    let mut summary = serde_json::json!({
         "model": model_path, "mode": a.mode.to_string(), "milliseconds": ms,
         "output_size": [out.labels.dim().0, out.labels.dim().1], "scale_rows_cols": [out.scale.0, out.scale.1],
         "depth_range_m": range, "classes": model.info.class_names,
     });
+    if let Some(t) = session.telemetry() {
+        summary["telemetry"] = telemetry_json(t);
+    }
+    if a.ponder {
+        match session.ponder_map() {
+            Some(map) => {
+                let layers = session.telemetry().map_or(0, |t| t.layers.len());
+                let png = a.out.join("ponder.png");
+                save(|| viz::ponder(map.view(), layers).save(&png), &png)?;
+                npy(&a.out.join("ponder.npy"), &map)?;
+            }
+            None => eprintln!("no ponder map: it needs --execution sparse and a model with sparse gated blocks"),
+        }
+    }
     let summary_path = a.out.join("summary.json");
     std::fs::write(&summary_path, serde_json::to_string_pretty(&summary)?)
         .with_context(|| format!("writing {}", summary_path.display()))?;
     println!("{} in {ms:.1} ms ({}) → {}", model_path.display(), a.mode, a.out.display());
+    if let Some(t) = session.telemetry() {
+        let (x, y) = (t.gated_executed_macs(), t.gated_dense_macs());
+        let pct = if y == 0 { 0.0 } else { 100.0 * x as f64 / y as f64 };
+        println!("executed {:.1} M of {:.1} M gated MACs ({pct:.1}%)", x as f64 / 1e6, y as f64 / 1e6);
+    }
     if let Some((lo, hi)) = range {
         println!("depth {lo:.2}–{hi:.2} m; pictures: segmentation.png overlay.png depth.png normals.png; raw: labels.npy depth.npy normals.npy");
     }
     Ok(())
+}
+
+fn layer_json(l: &LayerTelemetry) -> serde_json::Value {
+    serde_json::json!({
+        "name": l.name, "density": l.density, "executed_macs": l.executed_macs, "dense_macs": l.dense_macs,
+    })
+}
+
+fn telemetry_json(t: &FrameTelemetry) -> serde_json::Value {
+    serde_json::json!({
+        "layers": t.layers.iter().map(layer_json).collect::<Vec<_>>(),
+        "multipools": t.multipools.iter().map(layer_json).collect::<Vec<_>>(),
+        "executed_macs_total": t.executed_macs_total, "dense_macs_total": t.dense_macs_total,
+        "gated_executed_macs": t.gated_executed_macs(), "gated_dense_macs": t.gated_dense_macs(),
+    })
 }
 
 fn save(img: impl FnOnce() -> Result<(), image::ImageError>, path: &Path) -> Result<()> {

@@ -89,6 +89,11 @@ pub struct GatedBlockScratch {
 }
 
 impl GatedBlockScratch {
+    /// The active set of the last [`GatedBlock::run_in_place`] call (empty before the first).
+    pub fn active(&self) -> &ActiveSet {
+        &self.active
+    }
+
     /// Bytes currently reserved; stops changing once the scratch has warmed up.
     pub fn allocated_bytes(&self) -> usize {
         use std::mem::size_of;

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use tract_onnx::tract_core::internal::*;
 
-use super::gated_block::{GatedBlock, GatedBlockScratch};
-use super::multipool::{MultiPool, MultiPoolScratch};
+use super::active::ActiveSet;
+use super::gated_block::{BlockStats, GatedBlock, GatedBlockScratch};
+use super::multipool::{MultiPool, MultiPoolScratch, MultiPoolStats};
 use crate::mode::ComputeMode;
 
 /// The compute mode the contract's ρ input encodes (≥ 1 → dense, ≤ 0 → native, else a budget).
@@ -38,16 +39,28 @@ impl PartialEq for PagGatedBlockOp {
 }
 impl Eq for PagGatedBlockOp {}
 
-/// Per-session working memory of a [`PagGatedBlockOp`].
+/// Per-session working memory of a [`PagGatedBlockOp`], with what its last run did (read by
+/// [`crate::Session::telemetry`]).
 #[derive(Debug, Default)]
 struct GatedBlockState {
     scratch: GatedBlockScratch,
+    /// Stats of the last run; `None` before the first.
+    stats: Option<BlockStats>,
 }
 
 impl Clone for GatedBlockState {
     fn clone(&self) -> Self {
         // Scratch is a cache: a clone starts empty.
         GatedBlockState::default()
+    }
+}
+
+impl PagGatedBlockOp {
+    /// What the last run of this op did in a session, read from its per-session `state`: the
+    /// block's stats and its active set. `None` before the first run or for another op's state.
+    pub(crate) fn last_run(state: &dyn OpState) -> Option<(BlockStats, &ActiveSet)> {
+        let state = state.downcast_ref::<GatedBlockState>()?;
+        Some((state.stats?, state.scratch.active()))
     }
 }
 
@@ -80,7 +93,7 @@ impl OpState for GatedBlockState {
         let mut out = x.into_tensor();
         let mut view = out.to_plain_array_view_mut::<f32>()?;
         let slice = view.as_slice_mut().context("block input is not contiguous")?;
-        op.block.run_in_place(slice, mode_from_rho(rho), &mut self.scratch)?;
+        self.stats = Some(op.block.run_in_place(slice, mode_from_rho(rho), &mut self.scratch)?);
         Ok(tvec!(out.into_tvalue()))
     }
 
@@ -115,15 +128,25 @@ impl PartialEq for PagMultiPoolOp {
 }
 impl Eq for PagMultiPoolOp {}
 
-/// Per-session working memory of a [`PagMultiPoolOp`].
+/// Per-session working memory of a [`PagMultiPoolOp`], with what its last run did.
 #[derive(Debug, Default)]
 struct MultiPoolState {
     scratch: MultiPoolScratch,
+    /// Stats of the last run; `None` before the first.
+    stats: Option<MultiPoolStats>,
 }
 
 impl Clone for MultiPoolState {
     fn clone(&self) -> Self {
         MultiPoolState::default()
+    }
+}
+
+impl PagMultiPoolOp {
+    /// The stats of the last run of this op in a session, read from its per-session `state`.
+    /// `None` before the first run or for another op's state.
+    pub(crate) fn last_run(state: &dyn OpState) -> Option<MultiPoolStats> {
+        state.downcast_ref::<MultiPoolState>()?.stats
     }
 }
 
@@ -156,7 +179,7 @@ impl OpState for MultiPoolState {
         let mut out = Tensor::zero::<f32>(x.shape())?;
         let mut out_view = out.to_plain_array_view_mut::<f32>()?;
         let output = out_view.as_slice_mut().context("MultiPool output is not contiguous")?;
-        op.module.run(input, output, &mut self.scratch)?;
+        self.stats = Some(op.module.run(input, output, &mut self.scratch)?);
         Ok(tvec!(out.into_tvalue()))
     }
 
