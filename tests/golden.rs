@@ -5,42 +5,15 @@ use std::sync::Arc;
 
 use common::*;
 use pag_runtime::{generic::read_npy, ComputeMode, PagModel, Session};
-use tract_onnx::prelude::*;
 
 const TOL: f32 = 1e-4;
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.shape(), b.shape());
-    let (a, b) = (a.to_plain_array_view::<f32>().unwrap(), b.to_plain_array_view::<f32>().unwrap());
-    a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
-}
-
-fn cases() -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(goldens())
-        .expect("models/goldens exists")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    v.sort();
-    assert!(v.len() >= 3, "expected golden cases in {:?}", goldens());
-    v
-}
-
-fn mode_of(case: &std::path::Path) -> ComputeMode {
-    let rho = read_npy(&case.join("rho.npy")).unwrap().to_plain_array_view::<f32>().unwrap()[[0]];
-    match rho {
-        r if r <= 0.0 => ComputeMode::Native,
-        r if r >= 1.0 => ComputeMode::Dense,
-        r => ComputeMode::budget(r).unwrap(),
-    }
-}
 
 #[test]
 fn every_mode_matches_onnxruntime_within_1e4() {
     let model = Arc::new(PagModel::load(shipped_model()).unwrap());
     let mut session = Session::new(model).unwrap();
-    for case in cases() {
-        session.set_mode(mode_of(&case));
+    for case in golden_cases() {
+        session.set_mode(golden_mode(&case));
         let outs = session.run_tensor(read_npy(&case.join("input.npy")).unwrap()).unwrap();
         for (o, name) in outs.iter().zip(["seg_logits", "depth", "normals"]) {
             let d = max_abs_diff(o, &read_npy(&case.join(format!("{name}.npy"))).unwrap());
@@ -54,7 +27,7 @@ fn image_path_matches_onnxruntime_labels_and_depth() {
     // From the PNG through the session's own resize/normalisation (identity resize here).
     let model = Arc::new(PagModel::load(shipped_model()).unwrap());
     let mut session = Session::new(model).unwrap();
-    let case = cases().into_iter().find(|c| mode_of(c) == ComputeMode::Dense).expect("a dense golden");
+    let case = golden_cases().into_iter().find(|c| golden_mode(c) == ComputeMode::Dense).expect("a dense golden");
     let img = image::open(case.join("input.png")).unwrap().to_rgb8();
     let rgb =
         ndarray::Array3::from_shape_vec((img.height() as usize, img.width() as usize, 3), img.into_raw()).unwrap();
@@ -78,11 +51,11 @@ fn image_path_matches_onnxruntime_labels_and_depth() {
 fn mode_changes_per_frame_without_reloading() {
     let model = Arc::new(PagModel::load(shipped_model()).unwrap());
     let mut session = Session::new(model).unwrap();
-    let case = cases().into_iter().find(|c| mode_of(c) != ComputeMode::Dense).unwrap();
+    let case = golden_cases().into_iter().find(|c| golden_mode(c) != ComputeMode::Dense).unwrap();
     let x = read_npy(&case.join("input.npy")).unwrap();
     session.set_mode(ComputeMode::Dense);
     let dense = session.run_tensor(x.clone()).unwrap();
-    session.set_mode(mode_of(&case));
+    session.set_mode(golden_mode(&case));
     let sparse = session.run_tensor(x.clone()).unwrap();
     session.set_mode(ComputeMode::Dense);
     let dense_again = session.run_tensor(x).unwrap();

@@ -39,11 +39,7 @@ fn tract_values(proto: &ModelProto, case: &Path, names: &[&str]) -> (HashMap<Str
     let rho_t = read_npy(&case.join("rho.npy")).unwrap();
     let rho = floats(&rho_t)[0];
     let outs = run_onnx(file.path(), vec![image, rho_t]).unwrap();
-    let mode = match rho {
-        r if r <= 0.0 => ComputeMode::Native,
-        r if r >= 1.0 => ComputeMode::Dense,
-        r => ComputeMode::budget(r).unwrap(),
-    };
+    let mode = pag_runtime::sparse::mode_from_rho(rho);
     (outs.into_iter().map(|(n, t)| (n, floats(&t))).collect(), mode)
 }
 

@@ -6,24 +6,8 @@ use std::sync::Arc;
 
 use common::*;
 use pag_runtime::{generic::read_npy, ComputeMode, Execution, PagModel, Session};
-use tract_onnx::prelude::*;
 
 const TOL: f32 = 1e-4;
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.shape(), b.shape());
-    let (a, b) = (a.to_plain_array_view::<f32>().unwrap(), b.to_plain_array_view::<f32>().unwrap());
-    a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
-}
-
-fn mode_of(case: &std::path::Path) -> ComputeMode {
-    let rho = read_npy(&case.join("rho.npy")).unwrap().to_plain_array_view::<f32>().unwrap()[[0]];
-    match rho {
-        r if r <= 0.0 => ComputeMode::Native,
-        r if r >= 1.0 => ComputeMode::Dense,
-        r => ComputeMode::budget(r).unwrap(),
-    }
-}
 
 #[test]
 fn sparse_execution_installs_one_op_per_module() {
@@ -41,12 +25,10 @@ fn sparse_execution_installs_one_op_per_module() {
 fn sparse_execution_matches_onnxruntime_within_1e4() {
     let model = Arc::new(PagModel::load_with(shipped_model(), Execution::Sparse).unwrap());
     let mut session = Session::new(model).unwrap();
-    let mut cases: Vec<_> =
-        std::fs::read_dir(goldens()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
-    cases.sort();
+    let cases = golden_cases();
     let mut modes = Vec::new();
     for case in &cases {
-        let mode = mode_of(case);
+        let mode = golden_mode(case);
         modes.push(mode);
         session.set_mode(mode);
         let outs = session.run_tensor(read_npy(&case.join("input.npy")).unwrap()).unwrap();

@@ -183,15 +183,7 @@ fn install_sparse_ops(
         };
         let (input, output) = (find(model, &b.spec.input)?, find(model, &b.spec.output)?);
         let op = PagGatedBlockOp { name: b.spec.name.clone(), block: Arc::new(b.block) };
-        let mut patch = TypedModelPatch::default();
-        let wired = (|| -> TractResult<()> {
-            let x = patch.tap_model(model, input)?;
-            let r = patch.tap_model(model, rho)?;
-            let y = patch.wire_node(format!("pag_gated.{}", b.spec.name), op, &[x, r])?[0];
-            patch.shunt_outside(model, output, y)?;
-            patch.apply(model)
-        })();
-        wired.map_err(tract_err("install sparse ops in"))?;
+        replace_subgraph(model, &[input, rho], output, format!("pag_gated.{}", b.spec.name), op)?;
     }
     for entry in plan.multipools {
         let m = match entry {
@@ -203,16 +195,28 @@ fn install_sparse_ops(
         };
         let (input, output) = (find(model, &m.spec.input)?, find(model, &m.spec.output)?);
         let op = PagMultiPoolOp { name: m.spec.name.clone(), module: Arc::new(m.module) };
-        let mut patch = TypedModelPatch::default();
-        let wired = (|| -> TractResult<()> {
-            let x = patch.tap_model(model, input)?;
-            let y = patch.wire_node(format!("pag_multipool.{}", m.spec.name), op, &[x])?[0];
-            patch.shunt_outside(model, output, y)?;
-            patch.apply(model)
-        })();
-        wired.map_err(tract_err("install sparse ops in"))?;
+        replace_subgraph(model, &[input], output, format!("pag_multipool.{}", m.spec.name), op)?;
     }
     Ok(fallbacks)
+}
+
+/// Wire `op` on `inputs` and make it produce what `output` produced; the subgraph it replaces
+/// becomes dead and is pruned by the next declutter.
+fn replace_subgraph(
+    model: &mut TypedModel,
+    inputs: &[OutletId],
+    output: OutletId,
+    name: String,
+    op: impl Into<Box<dyn TypedOp>>,
+) -> Result<()> {
+    let mut patch = TypedModelPatch::default();
+    let wired = (|| -> TractResult<()> {
+        let taps = inputs.iter().map(|&i| patch.tap_model(model, i)).collect::<TractResult<TVec<_>>>()?;
+        let y = patch.wire_node(name, op, &taps)?[0];
+        patch.shunt_outside(model, output, y)?;
+        patch.apply(model)
+    })();
+    wired.map_err(tract_err("install pagrt ops in"))
 }
 
 /// The output size `(oh, ow)` of a `Resize` node [`PagResizeOp`] computes exactly: linear,
@@ -264,14 +268,7 @@ fn install_fast_resizes(model: &mut TypedModel) -> Result<usize> {
     for &(id, oh, ow) in &candidates {
         let node = model.node(id);
         let (input, name) = (node.inputs[0], node.name.clone());
-        let mut patch = TypedModelPatch::default();
-        let wired = (|| -> TractResult<()> {
-            let x = patch.tap_model(model, input)?;
-            let y = patch.wire_node(format!("{name}.pag_resize"), PagResizeOp { oh, ow }, &[x])?[0];
-            patch.shunt_outside(model, OutletId::new(id, 0), y)?;
-            patch.apply(model)
-        })();
-        wired.map_err(tract_err("install fast resizes in"))?;
+        replace_subgraph(model, &[input], OutletId::new(id, 0), format!("{name}.pag_resize"), PagResizeOp { oh, ow })?;
     }
     Ok(candidates.len())
 }

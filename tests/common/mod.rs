@@ -31,3 +31,28 @@ pub fn pag(args: &[&str]) -> (bool, String, String) {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
+
+/// The golden cases (one directory each under models/goldens), sorted.
+pub fn golden_cases() -> Vec<PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(goldens())
+        .expect("models/goldens exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    v.sort();
+    assert!(v.len() >= 3, "expected golden cases in {:?}", goldens());
+    v
+}
+
+/// The compute mode a golden case was made with (its `rho.npy`, decoded as the runtime does).
+pub fn golden_mode(case: &Path) -> pag_runtime::ComputeMode {
+    let rho = pag_runtime::generic::read_npy(&case.join("rho.npy")).unwrap();
+    pag_runtime::sparse::mode_from_rho(rho.to_plain_array_view::<f32>().unwrap()[[0]])
+}
+
+/// Largest absolute difference of two f32 tensors of the same shape.
+pub fn max_abs_diff(a: &tract_onnx::prelude::Tensor, b: &tract_onnx::prelude::Tensor) -> f32 {
+    assert_eq!(a.shape(), b.shape());
+    let (a, b) = (a.to_plain_array_view::<f32>().unwrap(), b.to_plain_array_view::<f32>().unwrap());
+    a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
