@@ -26,15 +26,32 @@ impl Outputs {
     ) -> Outputs {
         let seg = seg.index_axis(Axis(0), 0);
         let (k, h, w) = (seg.shape()[0], seg.shape()[1], seg.shape()[2]);
-        let labels = Array2::from_shape_fn((h, w), |(y, x)| {
-            let mut best = 0;
-            for c in 1..k {
-                if seg[[c, y, x]] > seg[[best, y, x]] {
-                    best = c;
+        let labels = match seg.as_slice() {
+            // Contiguous logits (what the runtime produces): a running max over channel planes.
+            Some(planes) if k > 0 => {
+                let n = h * w;
+                let mut best_val = planes[..n].to_vec();
+                let mut labels = vec![0u8; n];
+                for (c, plane) in planes.chunks_exact(n).enumerate().skip(1) {
+                    for ((v, l), &s) in best_val.iter_mut().zip(labels.iter_mut()).zip(plane) {
+                        if s > *v {
+                            *v = s;
+                            *l = c as u8;
+                        }
+                    }
                 }
+                Array2::from_shape_vec((h, w), labels).expect("h·w labels")
             }
-            best as u8
-        });
+            _ => Array2::from_shape_fn((h, w), |(y, x)| {
+                let mut best = 0;
+                for c in 1..k {
+                    if seg[[c, y, x]] > seg[[best, y, x]] {
+                        best = c;
+                    }
+                }
+                best as u8
+            }),
+        };
         let depth = depth.index_axis(Axis(0), 0).index_axis(Axis(0), 0).mapv(|d| {
             if d.is_finite() && d > 0.0 {
                 d
@@ -42,7 +59,21 @@ impl Outputs {
                 f32::NAN
             }
         });
-        let normals = normals.index_axis(Axis(0), 0).permuted_axes([1, 2, 0]).as_standard_layout().into_owned();
+        let normals = normals.index_axis(Axis(0), 0);
+        let normals = match normals.as_slice() {
+            Some(planes) => {
+                let (c, nh, nw) = normals.dim();
+                let n = nh * nw;
+                let mut hwc = vec![0f32; n * c];
+                for (ch, plane) in planes.chunks_exact(n).enumerate() {
+                    for (p, &v) in plane.iter().enumerate() {
+                        hwc[p * c + ch] = v;
+                    }
+                }
+                Array3::from_shape_vec((nh, nw, c), hwc).expect("h·w·c normals")
+            }
+            None => normals.permuted_axes([1, 2, 0]).as_standard_layout().into_owned(),
+        };
         Outputs { labels, depth, normals, scale }
     }
 

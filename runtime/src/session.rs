@@ -36,7 +36,10 @@ pub const MAX_IMAGE_SIDE: usize = 16384;
 pub struct Session {
     model: Arc<PagModel>,
     state: TypedSimpleState,
-    input: Tensor,
+    /// The normalised input image, shared with the plan during a run (no copy per frame).
+    input: Arc<Tensor>,
+    /// The `rho` input, refilled per frame.
+    rho: Arc<Tensor>,
     mode: ComputeMode,
     resolution: Resolution,
     /// Plan node ids of the sparse gated-block ops, in the metadata's order.
@@ -71,8 +74,11 @@ impl Session {
     /// A session on `model`, in [`ComputeMode::Dense`] at [`Resolution::Model`].
     pub fn new(model: Arc<PagModel>) -> Result<Session> {
         let state = TypedSimpleState::new(&model.plan).map_err(tract_err("start a session for"))?;
-        let input = Tensor::zero::<f32>(&[1, 3, model.info.input.height, model.info.input.width])
-            .map_err(tract_err("allocate input for"))?;
+        let input = Arc::new(
+            Tensor::zero::<f32>(&[1, 3, model.info.input.height, model.info.input.width])
+                .map_err(tract_err("allocate input for"))?,
+        );
+        let rho = Arc::new(tensor1(&[1f32]));
         let gated_order: Vec<&str> = model.info.gated_blocks.iter().map(|b| b.name.as_str()).collect();
         let pool_order: Vec<&str> = model.info.multipools.iter().map(|m| m.name.as_str()).collect();
         let (gated_nodes, layers) = sparse_nodes::<PagGatedBlockOp>(&model, |op| &op.name, &gated_order);
@@ -86,6 +92,7 @@ impl Session {
             model,
             state,
             input,
+            rho,
             mode: ComputeMode::Dense,
             resolution: Resolution::Model,
             gated_nodes,
@@ -165,6 +172,16 @@ impl Session {
 
     /// Run one RGB frame (H×W×3, u8, any size): resized and normalised as the model requires.
     pub fn run(&mut self, rgb: ArrayView3<u8>) -> Result<Outputs> {
+        self.run_inner(rgb, None)
+    }
+
+    /// As [`Session::run`], and calls `record(op_name, node_name, seconds)` after each operator
+    /// of the plan: where a frame's inference time goes (`pag bench --profile`).
+    pub fn run_profiled(&mut self, rgb: ArrayView3<u8>, record: &mut dyn FnMut(&str, &str, f64)) -> Result<Outputs> {
+        self.run_inner(rgb, Some(record))
+    }
+
+    fn run_inner(&mut self, rgb: ArrayView3<u8>, record: Option<&mut dyn FnMut(&str, &str, f64)>) -> Result<Outputs> {
         let (h, w, c) = rgb.dim();
         if h == 0 || w == 0 || c != 3 || h > MAX_IMAGE_SIDE || w > MAX_IMAGE_SIDE {
             return Err(PagError::Shape {
@@ -173,9 +190,11 @@ impl Session {
                 got: format!("{h}×{w}×{c}"),
             });
         }
-        let view = self.input.to_plain_array_view_mut::<f32>().map_err(tract_err("fill the input of"))?;
+        // The plan drops its reference at the end of each run, so this does not copy.
+        let view =
+            Arc::make_mut(&mut self.input).to_plain_array_view_mut::<f32>().map_err(tract_err("fill the input of"))?;
         fill_input(rgb, &self.model.info.input, view.into_dimensionality::<Ix4>().expect("input is 4-D"));
-        let raw = self.run_tensor(self.input.clone())?;
+        let raw = self.run_tensor_inner(self.input.clone().into_tvalue(), record)?;
         let (mh, mw) = (raw[1].shape()[2], raw[1].shape()[3]);
         let views: Vec<ndarray::ArrayView4<f32>> = raw.iter().map(view4).collect::<Result<_>>()?;
         let out = Outputs::from_raw(
@@ -192,16 +211,32 @@ impl Session {
 
     /// Run an already normalised 1×3×h×w tensor; returns (seg_logits, depth, normals).
     pub fn run_tensor(&mut self, image: Tensor) -> Result<[TValue; 3]> {
+        self.run_tensor_inner(image.into_tvalue(), None)
+    }
+
+    fn run_tensor_inner(
+        &mut self,
+        image: TValue,
+        record: Option<&mut dyn FnMut(&str, &str, f64)>,
+    ) -> Result<[TValue; 3]> {
         let m = &self.model;
         let mut image = Some(image);
-        let mut rho = m.rho_index.map(|_| tensor1(&[self.mode.rho_input()]));
+        let rho_value = self.mode.rho_input();
+        Arc::make_mut(&mut self.rho).to_plain_array_view_mut::<f32>().map_err(tract_err("set ρ of"))?.fill(rho_value);
+        let mut rho = m.rho_index.map(|_| self.rho.clone().into_tvalue());
         let inputs: TVec<TValue> = (0..m.input_count())
-            .map(|i| {
-                if i == m.input_index { image.take() } else { rho.take() }.expect("one image and one ρ").into_tvalue()
-            })
+            .map(|i| if i == m.input_index { image.take() } else { rho.take() }.expect("one image and one ρ"))
             .collect();
-        let mut outs: Vec<Option<TValue>> =
-            self.state.run(inputs).map_err(tract_err("run"))?.into_iter().map(Some).collect();
+        let outs = match record {
+            None => self.state.run(inputs),
+            Some(record) => self.state.run_plan_with_eval(inputs, |ctx, state, node, inputs| {
+                let start = std::time::Instant::now();
+                let r = tract_onnx::tract_core::plan::eval(ctx, state, node, inputs);
+                record(&node.op.name(), &node.name, start.elapsed().as_secs_f64());
+                r
+            }),
+        };
+        let mut outs: Vec<Option<TValue>> = outs.map_err(tract_err("run"))?.into_iter().map(Some).collect();
         self.update_telemetry();
         let m = &self.model;
         Ok(m.output_index.map(|i| outs[i].take().expect("distinct output indices")))

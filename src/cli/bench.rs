@@ -4,8 +4,10 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
+use ndarray::ArrayView3;
 use pag_models::{Intrinsics, Scene};
 use pag_runtime::{ComputeMode, Session};
+use std::collections::HashMap;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -26,6 +28,9 @@ pub struct BenchArgs {
     /// Print one JSON object per mode instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also print where a frame's inference time goes: per operator type and the slowest nodes.
+    #[arg(long)]
+    profile: bool,
 }
 
 /// Times whole frames (resize + normalisation + inference + output conversion) on one thread.
@@ -52,6 +57,9 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             })
             .collect::<Result<_, _>>()?;
         ms.sort_by(f64::total_cmp);
+        if a.profile {
+            profile(&mut session, rgb.view(), a.frames.max(1))?;
+        }
         let q = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
         if a.json {
             println!(
@@ -70,6 +78,33 @@ pub fn bench(a: BenchArgs) -> Result<()> {
                 h
             );
         }
+    }
+    Ok(())
+}
+
+/// Times each operator of the plan over `frames` frames; prints mean milliseconds per frame per
+/// operator type and for the ten slowest nodes.
+fn profile(session: &mut Session, rgb: ArrayView3<u8>, frames: usize) -> Result<()> {
+    let (mut by_op, mut by_node) = (HashMap::<String, f64>::new(), HashMap::<String, f64>::new());
+    for _ in 0..frames {
+        session.run_profiled(rgb, &mut |op, node, s| {
+            *by_op.entry(op.to_owned()).or_default() += s * 1e3 / frames as f64;
+            *by_node.entry(format!("{node} ({op})")).or_default() += s * 1e3 / frames as f64;
+        })?;
+    }
+    let sorted = |m: HashMap<String, f64>| {
+        let mut v: Vec<_> = m.into_iter().collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        v
+    };
+    let by_op = sorted(by_op);
+    println!("  inference {:.2} ms/frame by operator type:", by_op.iter().map(|x| x.1).sum::<f64>());
+    for (k, t) in &by_op {
+        println!("    {t:7.2} ms  {k}");
+    }
+    println!("  slowest nodes:");
+    for (k, t) in sorted(by_node).iter().take(10) {
+        println!("    {t:7.2} ms  {k}");
     }
     Ok(())
 }

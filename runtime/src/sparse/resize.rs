@@ -49,17 +49,43 @@ pub fn resize_bilinear_half_pixel(
     assert!(ih > 0 && iw > 0, "cannot resize an empty map to a non-empty one");
     let rows = axis_taps(ih, oh);
     let cols = axis_taps(iw, ow);
-    let mut blended = vec![0f32; iw];
+    // Columns first, once per input row (`ih` rows, not `oh`), kept in a two-row cache keyed by
+    // input row; each output row is then a vectorisable blend of two cached wide rows.
+    let mut wide = vec![0f32; 2 * ow];
     for (plane_in, plane_out) in input.chunks_exact(ih * iw).zip(output.chunks_exact_mut(oh * ow)) {
-        for (row, out_row) in rows.iter().zip(plane_out.chunks_exact_mut(ow)) {
-            let r0 = &plane_in[row.i0 * iw..][..iw];
-            let r1 = &plane_in[row.i1 * iw..][..iw];
-            let (a, b) = (1.0 - row.w, row.w);
-            for ((t, &x0), &x1) in blended.iter_mut().zip(r0).zip(r1) {
-                *t = a * x0 + b * x1;
+        let mut cached = [usize::MAX; 2];
+        let widen = |slot: &mut [f32], r: usize| {
+            let src = &plane_in[r * iw..][..iw];
+            for (o, col) in slot.iter_mut().zip(&cols) {
+                *o = src[col.i0] + col.w * (src[col.i1] - src[col.i0]);
             }
-            for (o, col) in out_row.iter_mut().zip(&cols) {
-                *o = (1.0 - col.w) * blended[col.i0] + col.w * blended[col.i1];
+        };
+        for (row, out_row) in rows.iter().zip(plane_out.chunks_exact_mut(ow)) {
+            for (k, r) in [row.i0, row.i1].into_iter().enumerate() {
+                if cached[k] == r {
+                    continue;
+                }
+                let (first, second) = wide.split_at_mut(ow);
+                // Reuse the other slot's row when it holds `r` (the window moved down by one).
+                if cached[1 - k] == r {
+                    if k == 0 {
+                        first.copy_from_slice(second)
+                    } else {
+                        second.copy_from_slice(first)
+                    }
+                } else {
+                    widen(if k == 0 { first } else { second }, r);
+                }
+                cached[k] = r;
+            }
+            let (w0, w1) = wide.split_at(ow);
+            let b = row.w;
+            if b == 0.0 {
+                out_row.copy_from_slice(w0);
+            } else {
+                for ((o, &x0), &x1) in out_row.iter_mut().zip(w0).zip(w1) {
+                    *o = x0 + b * (x1 - x0);
+                }
             }
         }
     }
