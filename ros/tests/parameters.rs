@@ -1,0 +1,175 @@
+//! Parameters over the ROS 2 parameter services, from a ros2-client peer: the node runs on its
+//! synthetic camera; the test sets `mode`/`rho` at run time and observes the change in the
+//! diagnostics (mode, executed MACs) and in the outputs (the ponder map); invalid values are
+//! rejected with a reason and the old value stays.
+mod common;
+
+use std::time::{Duration, Instant};
+
+use pag_ros::msg::{self, DiagnosticArray, DiagnosticStatus, Image};
+use pag_ros::node::{diagnostics_qos, output_qos};
+use ros2_client::rcl_interfaces::{GetParametersRequest, GetParametersResponse, SetParametersRequest, SetParametersResponse};
+use ros2_client::{
+    Context, ContextOptions, Message, Name, Node, NodeName, NodeOptions, Parameter, ParameterValue, ServiceMapping,
+    ServiceTypeName,
+};
+
+struct Peer {
+    node: Node,
+    set: ros2_client::Client<SetParametersRequest, SetParametersResponse>,
+    get: ros2_client::Client<GetParametersRequest, GetParametersResponse>,
+    diagnostics: ros2_client::Subscription<DiagnosticArray>,
+    ponder: ros2_client::Subscription<Image>,
+}
+
+fn call<Req: Message + Clone, Resp: Message>(c: &ros2_client::Client<Req, Resp>, req: Req) -> Resp {
+    // Requests sent before the service is discovered are lost: resend until answered.
+    let end = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < end {
+        let id = c.send_request(req.clone()).expect("send request");
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(1) {
+            if let Ok(Some((rid, resp))) = c.receive_response() {
+                if rid == id {
+                    return resp;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    panic!("no response from the parameter service");
+}
+
+impl Peer {
+    fn new(domain: u16) -> Peer {
+        let ctx = Context::with_options(ContextOptions::new().domain_id(domain)).unwrap();
+        let mut node = ctx
+            .new_node(NodeName::new("/test", "param_peer").unwrap(), NodeOptions::new().enable_rosout(false))
+            .unwrap();
+        let qos = ros2_client::QosProfile::publisher_default();
+        let set = node
+            .create_client(
+                ServiceMapping::Enhanced,
+                &Name::new("/pag/pag_node", "set_parameters").unwrap(),
+                &ServiceTypeName::new("rcl_interfaces", "SetParameters"),
+                qos.clone(),
+                qos.clone(),
+            )
+            .unwrap();
+        let get = node
+            .create_client(
+                ServiceMapping::Enhanced,
+                &Name::new("/pag/pag_node", "get_parameters").unwrap(),
+                &ServiceTypeName::new("rcl_interfaces", "GetParameters"),
+                qos.clone(),
+                qos,
+            )
+            .unwrap();
+        let t = node.create_topic(&Name::parse("/diagnostics").unwrap(), msg::diagnostic_array_type(), &diagnostics_qos()).unwrap();
+        let diagnostics = node.create_subscription(&t, None).unwrap();
+        let t = node.create_topic(&Name::parse("/pag/ponder").unwrap(), msg::image_type(), &output_qos()).unwrap();
+        let ponder = node.create_subscription(&t, None).unwrap();
+        let spinner = node.spinner().unwrap();
+        std::thread::spawn(move || futures::executor::block_on(spinner.spin()));
+        Peer { node, set, get, diagnostics, ponder }
+    }
+
+    fn set(&self, name: &str, value: ParameterValue) -> (bool, String) {
+        let r = call(&self.set, SetParametersRequest { parameter: vec![Parameter { name: name.into(), value }.into()] });
+        let r = &r.results[0];
+        (r.successful, r.reason.clone())
+    }
+
+    fn get(&self, name: &str) -> ParameterValue {
+        let r = call(&self.get, GetParametersRequest { names: vec![name.into()] });
+        r.values[0].clone().into()
+    }
+
+    /// Waits for a node status satisfying `pred`.
+    fn wait_status(&self, what: &str, pred: impl Fn(&DiagnosticStatus) -> bool) -> DiagnosticStatus {
+        let end = Instant::now() + Duration::from_secs(60);
+        let mut last = None;
+        while Instant::now() < end {
+            while let Ok(Some((d, _))) = self.diagnostics.take() {
+                if let Some(s) = d.status.into_iter().find(|s| s.name == "pag: inference") {
+                    if pred(&s) {
+                        return s;
+                    }
+                    last = Some(s);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("timed out waiting for {what}; last status {last:#?}");
+    }
+
+    /// Mean of the next ponder map published after now.
+    fn next_ponder_mean(&self) -> f64 {
+        while let Ok(Some(_)) = self.ponder.take() {}
+        let end = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < end {
+            if let Ok(Some((img, _))) = self.ponder.take() {
+                assert_eq!(img.encoding, "mono8");
+                return img.data.iter().map(|&v| v as f64).sum::<f64>() / img.data.len() as f64;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("no ponder map");
+    }
+}
+
+fn num(s: &DiagnosticStatus, key: &str) -> f64 {
+    s.get(key).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
+}
+
+#[test]
+fn parameters_change_at_run_time_and_invalid_values_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let domain = common::domain(2);
+    let mut node = common::NodeProcess::spawn(domain, &["--synthetic", "--rate-hz", "8"], dir.path());
+    let peer = Peer::new(domain);
+
+    let s = peer.wait_status("dense frames", |s| num(s, "frames_processed") >= 2.0);
+    assert_eq!(s.get("compute_mode"), Some("dense"));
+    assert_eq!(s.get("last_frame_mode"), Some("dense"));
+    assert!(num(&s, "macs_executed_fraction") > 0.999, "{s:#?}");
+    let dense_ponder = peer.next_ponder_mean();
+    assert_eq!(peer.get("rho"), ParameterValue::Double(0.5));
+
+    assert_eq!(peer.set("rho", ParameterValue::Double(0.3)), (true, String::new()));
+    assert_eq!(peer.set("mode", ParameterValue::String("budget".into())), (true, String::new()));
+    let s = peer.wait_status("budget frames", |s| s.get("last_frame_mode") == Some("budget:0.3"));
+    assert_eq!(s.get("compute_mode"), Some("budget"));
+    assert_eq!(s.get("rho"), Some("0.3"));
+    let s = peer.wait_status("budget MACs", |s| {
+        s.get("last_frame_mode") == Some("budget:0.3") && num(s, "macs_executed_fraction") < 0.9
+    });
+    println!("budget 0.3: executed MAC fraction {}", num(&s, "macs_executed_fraction"));
+    let budget_ponder = peer.next_ponder_mean();
+    println!("ponder mean: dense {dense_ponder:.2}, budget 0.3 {budget_ponder:.2}");
+    assert!(budget_ponder < 0.8 * dense_ponder, "ponder map did not thin out: {dense_ponder} → {budget_ponder}");
+
+    for (name, value, expect) in [
+        ("rho", ParameterValue::Double(1.5), "rho must be in (0, 1]"),
+        ("rho", ParameterValue::Integer(1), "type"),
+        ("mode", ParameterValue::String("fast".into()), "mode must be"),
+        ("deadline_ms", ParameterValue::Double(-5.0), "deadline_ms"),
+        ("model_path", ParameterValue::String("/nonexistent/model.onnx".into()), "cannot load model"),
+    ] {
+        let (ok, reason) = peer.set(name, value.clone());
+        assert!(!ok, "{name} = {value:?} was accepted");
+        assert!(reason.contains(expect), "{name} = {value:?}: reason {reason:?} lacks {expect:?}");
+        println!("rejected {name} = {value:?}: {reason}");
+    }
+    assert_eq!(peer.get("rho"), ParameterValue::Double(0.3));
+    assert_eq!(peer.get("mode"), ParameterValue::String("budget".into()));
+    let s = peer.wait_status("status after rejections", |s| s.get("last_frame_mode") == Some("budget:0.3"));
+    assert_eq!(s.get("rho"), Some("0.3"));
+
+    // Output toggles: depth off stops it; the deadline parameter shows in the diagnostics.
+    assert!(peer.set("deadline_ms", ParameterValue::Double(0.001)).0);
+    let s = peer.wait_status("deadline misses", |s| num(s, "deadline_misses") >= 1.0 && s.level == DiagnosticStatus::WARN);
+    assert_eq!(s.get("deadline_ms"), Some("0.001"));
+    assert!(node.is_running(), "{}", node.log());
+    drop(peer.node);
+}
