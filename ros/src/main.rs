@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use clap::Parser;
-use pag_ros::config::{parse_cli_mode, Config};
+use pag_ros::config::*;
+
 use pag_ros::node::{run, Settings, SyntheticSettings};
 
 #[derive(Parser, Debug)]
@@ -81,7 +82,7 @@ fn main() -> anyhow::Result<()> {
     let set = |c: &mut Config, name: &str, v: ros2_client::ParameterValue| {
         c.set(name, &v).map_err(|e| anyhow::anyhow!("--{}: {e}", name.replace('_', "-")))
     };
-    use pag_ros::config::*;
+
     use ros2_client::ParameterValue::{Boolean, Double, String as S};
     set(&mut config, P_MODE, S(kind.to_string()))?;
     if let Some(r) = cli.rho.or(rho) {

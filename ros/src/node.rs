@@ -392,6 +392,12 @@ pub fn run(settings: Settings) -> anyhow::Result<Summary> {
     summary
 }
 
+fn count<D>(stats: &Stats, r: ros2_client::WriteResult<(), D>) {
+    if r.is_err() {
+        stats.publish_failures.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 fn inference_loop(shared: &Shared, out: Outputs, frames: Option<u64>) -> anyhow::Result<Summary> {
     let start = Instant::now();
     let mut generation = 0;
@@ -401,11 +407,6 @@ fn inference_loop(shared: &Shared, out: Outputs, frames: Option<u64>) -> anyhow:
     let mut session = Session::new(model.clone()).context("cannot start a session")?;
     let palette = |m: &PagModel| -> Vec<[u8; 3]> { m.info.palette.clone() };
     let mut colours = palette(&model);
-    let count = |r: Result<(), ros2_client::ros2::WriteError<impl Sized>>| {
-        if r.is_err() {
-            shared.stats.publish_failures.fetch_add(1, Ordering::Relaxed);
-        }
-    };
     loop {
         if frames.is_some_and(|n| shared.stats.processed.load(Ordering::Relaxed) >= n) {
             break;
@@ -453,25 +454,25 @@ fn inference_loop(shared: &Shared, out: Outputs, frames: Option<u64>) -> anyhow:
         let (oh, ow) = o.labels.dim();
         let p = config.publish;
         if p.labels {
-            count(out.labels.publish(convert::mono8(h, &o.labels)));
+            count(&shared.stats, out.labels.publish(convert::mono8(h, &o.labels)));
         }
         if p.segmentation {
-            count(out.segmentation.publish(convert::rgb8(h, &o.colorize(&colours))));
+            count(&shared.stats, out.segmentation.publish(convert::rgb8(h, &o.colorize(&colours))));
         }
         if p.depth {
-            count(out.depth.publish(convert::depth32(h, &o.depth)));
+            count(&shared.stats, out.depth.publish(convert::depth32(h, &o.depth)));
         }
         if p.normals {
-            count(out.normals.publish(convert::normals32(h, &o.normals)));
+            count(&shared.stats, out.normals.publish(convert::normals32(h, &o.normals)));
         }
         if p.ponder {
             if let Some(map) = session.ponder_map() {
-                count(out.ponder.publish(convert::mono8(h, &convert::resize_nearest(&map, oh, ow))));
+                count(&shared.stats, out.ponder.publish(convert::mono8(h, &convert::resize_nearest(&map, oh, ow))));
             }
         }
         let info = lock(&shared.camera_info).clone();
         if let Some(ci) = info.and_then(|i| convert::scaled_camera_info(&i, h, ow as u32, oh as u32)) {
-            count(out.camera_info.publish(ci));
+            count(&shared.stats, out.camera_info.publish(ci));
         }
         let total_ms = frame.received.elapsed().as_secs_f64() * 1e3;
         let telemetry = session.telemetry();
@@ -498,7 +499,7 @@ fn inference_loop(shared: &Shared, out: Outputs, frames: Option<u64>) -> anyhow:
                     kv("total_ms", total_ms),
                 ],
             };
-            count(out.timing.publish(DiagnosticArray { header: h.clone(), status: vec![status] }));
+            count(&shared.stats, out.timing.publish(DiagnosticArray { header: h.clone(), status: vec![status] }));
         }
     }
     Ok(Summary {
