@@ -1,30 +1,52 @@
-//! Dense end-to-end inference of the shipped model: the baseline later work is measured against.
-//! Every mode here still computes every pixel (masks multiply); the sparse kernels come later.
+//! The shipped model end to end (resize + normalise + inference + output conversion), one
+//! thread, at 240×320: sparse execution (pagrt's kernels skip inactive pixels) at ρ = 1.0, 0.9,
+//! 0.7, 0.5, 0.3 and native, beside dense execution (tract's ops on every pixel, masks multiply:
+//! the reference) at ρ = 1 and 0.5.
+//!
+//! `cargo bench --bench model` (add `-- sparse` or `-- dense` to run one group). For speedup
+//! ratios and the comparison with onnxruntime measured side by side in one run, use
+//! `scripts/compare_onnxruntime.py`.
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use pag_models::{Intrinsics, Scene};
-use pag_runtime::{ComputeMode, PagModel, Session};
+use pag_runtime::{ComputeMode, Execution, PagModel, Session};
 
-fn dense_end_to_end(c: &mut Criterion) {
+fn end_to_end(c: &mut Criterion) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/shipped/pag_multitask.onnx");
-    let model = Arc::new(PagModel::load(&path).expect("shipped model loads"));
-    let (h, w) = (model.info.input.height as u32, model.info.input.width as u32);
-    let scene = Scene::random(1);
-    let rgb = scene.render(&Intrinsics::with_hfov(w, h, 70.0), &scene.random_pose(1)).rgb;
-    let mut session = Session::new(model).expect("session");
-    let mut g = c.benchmark_group("cpu_tract_dense_e2e_240x320");
-    g.sample_size(20);
-    for (name, mode) in [
-        ("rho_1.0", ComputeMode::Dense),
-        ("rho_0.5_masked", ComputeMode::Budget(0.5)),
-        ("native_masked", ComputeMode::Native),
+    for (group, execution, modes) in [
+        (
+            "e2e_sparse_240x320",
+            Execution::Sparse,
+            &[
+                ("rho_1.0", ComputeMode::Dense),
+                ("rho_0.9", ComputeMode::Budget(0.9)),
+                ("rho_0.7", ComputeMode::Budget(0.7)),
+                ("rho_0.5", ComputeMode::Budget(0.5)),
+                ("rho_0.3", ComputeMode::Budget(0.3)),
+                ("native", ComputeMode::Native),
+            ][..],
+        ),
+        (
+            "e2e_dense_240x320",
+            Execution::Dense,
+            &[("rho_1.0", ComputeMode::Dense), ("rho_0.5_masked", ComputeMode::Budget(0.5))][..],
+        ),
     ] {
-        session.set_mode(mode);
-        g.bench_function(name, |b| b.iter(|| session.run(rgb.view()).expect("frame")));
+        let model = Arc::new(PagModel::load_with(&path, execution).expect("shipped model loads"));
+        let (h, w) = (model.info.input.height as u32, model.info.input.width as u32);
+        let scene = Scene::random(1);
+        let rgb = scene.render(&Intrinsics::with_hfov(w, h, 70.0), &scene.random_pose(1)).rgb;
+        let mut session = Session::new(model).expect("session");
+        let mut g = c.benchmark_group(group);
+        g.sample_size(20);
+        for &(name, mode) in modes {
+            session.set_mode(mode);
+            g.bench_function(name, |b| b.iter(|| session.run(rgb.view()).expect("frame")));
+        }
+        g.finish();
     }
-    g.finish();
 }
 
-criterion_group!(benches, dense_end_to_end);
+criterion_group!(benches, end_to_end);
 criterion_main!(benches);

@@ -8,7 +8,7 @@ use tract_onnx::tract_core::ops::Cost;
 
 use crate::contract::{check_operators, ModelInfo};
 use crate::error::{tract_err, PagError, Result};
-use crate::sparse::{extract_sparse_blocks, PagGatedBlockOp, PagMultiPoolOp, PagResizeOp};
+use crate::sparse::{extract_sparse_blocks, PagConvOp, PagGatedBlockOp, PagMultiPoolOp, PagResizeOp, PerforatedConv};
 
 pub(crate) type Plan = Arc<TypedRunnableModel>;
 
@@ -117,6 +117,7 @@ impl PagModel {
             dense_fallbacks = install_sparse_ops(&mut typed, &proto, &info, rho)?;
             let mut typed = typed.into_decluttered().map_err(tract_err("declutter"))?;
             install_fast_resizes(&mut typed)?;
+            install_fast_convs(&mut typed)?;
             (typed, dense_macs)
         } else {
             let typed = typed.into_decluttered().map_err(tract_err("declutter"))?;
@@ -271,6 +272,114 @@ fn install_fast_resizes(model: &mut TypedModel) -> Result<usize> {
         replace_subgraph(model, &[input], OutletId::new(id, 0), format!("{name}.pag_resize"), PagResizeOp { oh, ow })?;
     }
     Ok(candidates.len())
+}
+
+/// Replaces tract's ungated spatial convs (f32 NCHW, batch 1, groups 1, k×k with k > 1, stride 1,
+/// ≥ 16 input channels, equal dilations, explicit padding, constant weights and bias) with [`PagConvOp`], fusing
+/// a following ReLU. Returns how many were replaced.
+fn install_fast_convs(model: &mut TypedModel) -> Result<usize> {
+    let candidates: Vec<(usize, PerforatedConv, Option<usize>)> =
+        model.nodes().iter().filter_map(|n| fast_conv(model, n).map(|(c, relu)| (n.id, c, relu))).collect();
+    for (id, conv, relu) in &candidates {
+        let node = model.node(*id);
+        let (input, name) = (node.inputs[0], node.name.clone());
+        let output = OutletId::new(relu.unwrap_or(*id), 0);
+        let op = PagConvOp { conv: Arc::new(conv.clone()), relu: relu.is_some() };
+        replace_subgraph(model, &[input], output, format!("{name}.pag_conv"), op)?;
+    }
+    Ok(candidates.len())
+}
+
+/// The [`PerforatedConv`] computing `node` when it is a conv [`PagConvOp`] supports, with the id
+/// of a ReLU (`Max` with a constant 0) that is its only consumer.
+fn fast_conv(model: &TypedModel, node: &TypedNode) -> Option<(PerforatedConv, Option<usize>)> {
+    use tract_onnx::tract_core::ops::binary::TypedBinOp;
+    use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
+    use tract_onnx::tract_core::ops::nn::DataFormat;
+    let op = node.op_as::<Conv>()?;
+    let spec = &op.pool_spec;
+    if op.q_params.is_some()
+        || op.group != 1
+        || op.kernel_fmt != KernelFormat::OIHW
+        || spec.data_format != DataFormat::NCHW
+        || spec.kernel_shape.len() != 2
+        || spec.kernel_shape.iter().all(|&k| k == 1)
+        || node.inputs.len() != 3
+    {
+        return None;
+    }
+    let equal = |v: &Option<TVec<usize>>| match v {
+        None => Some(1),
+        Some(v) if v.len() == 2 && v[0] == v[1] => Some(v[0]),
+        _ => None,
+    };
+    let (stride, dilation) = (equal(&spec.strides)?, equal(&spec.dilations)?);
+    // Measured on the shipped model (`pag bench --profile`): stride 2 (every other input column,
+    // no contiguous runs to copy) and inputs of few channels (a short GEMM depth) run faster in
+    // tract's own conv, e.g. stem 3→24 s2 1.40 ms vs 0.70 ms, 24→32 s2 1.41 vs 1.27; the stride-1
+    // 32→32 3×3 decoder conv is faster here (1.42 vs 1.66 ms, and its Pad and ReLU passes go).
+    if stride != 1 || spec.input_channels < 16 {
+        return None;
+    }
+    let padding = match &spec.padding {
+        PaddingSpec::Valid => [0; 4],
+        PaddingSpec::Explicit(b, a) | PaddingSpec::ExplicitOnnxPool(b, a, false) if b.len() == 2 && a.len() == 2 => {
+            [b[0], b[1], a[0], a[1]]
+        }
+        _ => return None,
+    };
+    let fact = |i: usize| model.outlet_fact(node.inputs[i]).ok();
+    let x = fact(0)?;
+    let shape = x.shape.as_concrete()?;
+    let kernel = fact(1)?.konst.clone()?;
+    let bias = fact(2)?.konst.clone()?;
+    if x.datum_type != f32::datum_type()
+        || shape.len() != 4
+        || shape[0] != 1
+        || kernel.datum_type() != f32::datum_type()
+    {
+        return None;
+    }
+    let k = kernel.shape();
+    if k.len() != 4 || k[1] != shape[1] || bias.datum_type() != f32::datum_type() {
+        return None;
+    }
+    let floats = |t: &Tensor| t.to_plain_array_view::<f32>().ok().map(|v| v.iter().copied().collect::<Vec<f32>>());
+    let bias = floats(&bias)?;
+    let bias: Vec<f32> = match bias.len() {
+        1 => vec![bias[0]; k[0]],
+        n if n == k[0] => bias.to_vec(),
+        _ => return None,
+    };
+    let conv = PerforatedConv::new(
+        &floats(&kernel)?,
+        [k[0], k[1], k[2], k[3]],
+        Some(&bias),
+        stride,
+        dilation,
+        padding,
+        (shape[2], shape[3]),
+    )
+    .ok()?;
+    let want = node.outputs[0].fact.shape.as_concrete()?;
+    let g = conv.geometry();
+    if want != [1, k[0], g.out_height(), g.out_width()] {
+        return None;
+    }
+    let relu = (|| {
+        let [succ] = &node.outputs[0].successors[..] else { return None };
+        let next = model.node(succ.node);
+        let other = next.inputs.iter().find(|o| o.node != node.id)?;
+        let zero = model
+            .outlet_fact(*other)
+            .ok()?
+            .konst
+            .as_ref()
+            .is_some_and(|c| c.len() == 1 && c.cast_to_scalar::<f32>().is_ok_and(|v| v == 0.0));
+        let is_max = next.op_as::<TypedBinOp>().is_some_and(|b| b.0.name() == "Max");
+        (is_max && zero && next.inputs.len() == 2).then_some(next.id)
+    })();
+    Some((conv, relu))
 }
 
 /// Total FMA count of a typed model, from each op's declared cost.

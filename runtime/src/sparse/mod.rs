@@ -30,6 +30,7 @@
 //! ```
 
 mod active;
+mod conv_op;
 mod extract;
 mod extract_proto;
 mod gated_block;
@@ -51,6 +52,7 @@ mod tests;
 mod tract_ops;
 
 pub use active::{budget_count, ActiveSet, MaskValue};
+pub use conv_op::PagConvOp;
 pub use extract::{extract_sparse_blocks, ExtractedGatedBlock, ExtractedMultiPool, SparsePlan, Unsupported};
 pub use gated_block::{BlockStats, GatedBlock, GatedBlockScratch, GatedBlockWeights};
 pub use geometry::ConvGeometry;
