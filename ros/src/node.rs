@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _};
 use futures::StreamExt;
-use pag_runtime::{PagModel, Session};
+use pag_runtime::{Execution, PagModel, Session};
 use ros2_client::qos::{Durability, History, WhenFull};
 use ros2_client::{
     Context, ContextOptions, MessageTypeName, Name, Node, NodeName, NodeOptions, ParameterValue, Publisher,
@@ -97,7 +97,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn load_model(path: &str) -> Result<Arc<PagModel>, String> {
-    PagModel::load(path).map(Arc::new).map_err(|e| format!("cannot load model {path}: {e}"))
+    PagModel::load_with(path, Execution::Sparse).map(Arc::new).map_err(|e| format!("cannot load model {path}: {e}"))
 }
 
 impl Shared {

@@ -49,7 +49,7 @@ fn cyclone_peer_sees_every_output_with_the_runtimes_values() {
         write_npy(dir.path().join(&file), &rgb).unwrap();
         cases.push(Case { file, encoding: enc, pad, rgb });
     }
-    let model = Arc::new(PagModel::load(common::model_path()).unwrap());
+    let model = Arc::new(PagModel::load_with(common::model_path(), pag_runtime::Execution::Sparse).unwrap());
     let (mh, mw) = (model.info.input.height, model.info.input.width);
     let spec = serde_json_like(&cases, mh, mw, model.info.class_names.len());
     std::fs::write(dir.path().join("cases.json"), spec).unwrap();

@@ -22,7 +22,7 @@ struct Peer {
     ponder: ros2_client::Subscription<Image>,
 }
 
-fn call<Req: Message + Clone, Resp: Message>(c: &ros2_client::Client<Req, Resp>, req: Req) -> Resp {
+fn call<Req: Message + Clone + 'static, Resp: Message + 'static>(c: &ros2_client::Client<Req, Resp>, req: Req) -> Resp {
     // Requests sent before the service is discovered are lost: resend until answered.
     let end = Instant::now() + Duration::from_secs(60);
     while Instant::now() < end {

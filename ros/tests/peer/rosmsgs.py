@@ -3,6 +3,7 @@ DDS type names rmw uses (`pkg::msg::dds_::Type_`). No ROS installation needed.""
 from dataclasses import dataclass, field
 
 from cyclonedds.idl import IdlStruct
+from cyclonedds.idl._machinery import BytesMachine
 from cyclonedds.idl.types import array, float32, float64, int32, sequence, uint8, uint32
 
 
@@ -26,7 +27,7 @@ class Image(IdlStruct, typename="sensor_msgs::msg::dds_::Image_"):
     encoding: str = ""
     is_bigendian: uint8 = 0
     step: uint32 = 0
-    data: bytes = b""  # sequence<uint8>, (de)serialised as one block
+    data: sequence[uint8] = b""  # bytes: see _fast_bytes
 
 
 @dataclass
@@ -99,3 +100,15 @@ class DiagnosticStatus(IdlStruct, typename="diagnostic_msgs::msg::dds_::Diagnost
 class DiagnosticArray(IdlStruct, typename="diagnostic_msgs::msg::dds_::DiagnosticArray_"):
     header: Header = field(default_factory=Header)
     status: sequence[DiagnosticStatus] = field(default_factory=list)
+
+
+def _fast_bytes(cls, member):
+    """(De)serialise the sequence<uint8> `member` as one `bytes` block instead of a list of ints
+    (same wire format; the type object announced over XTypes stays sequence<uint8>)."""
+    idl = cls.__idl__
+    idl.populate()
+    for machine in (idl.v1_machine, idl.v2_machine):
+        machine.members_machines[member] = BytesMachine()
+
+
+_fast_bytes(Image, "data")
