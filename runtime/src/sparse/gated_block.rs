@@ -1,6 +1,6 @@
 //! A PAG gated residual block, `O = I + G ⊙ F(I)`, computed only where its gate is open.
 use super::active::ActiveSet;
-use super::perforated_conv::{ConvScratch, PerforatedConv};
+use super::geometry::ConvGeometry;
 use crate::error::{PagError, Result};
 use crate::mode::ComputeMode;
 
@@ -58,10 +58,18 @@ pub struct BlockStats {
     pub dense_macs: u64,
 }
 
+/// Pixels per GEMM tile of the spatial and expand convs (and of a sparse reduce).
+const TILE: usize = 256;
+
 /// A gated residual block `O = I + G ⊙ F(I)`, stride 1, on a fixed `h × w` grid: a 1×1 gate conv
 /// gives a score per pixel, the [`ComputeMode`] turns scores into the active set `G`, and
 /// `F = Conv1×1(C→mid) → ReLU → Conv k×k (mid→mid, dilation d) → ReLU → Conv1×1(mid→C)` is
 /// computed at the active pixels only (its first conv at their footprint only).
+///
+/// The block input and output are channel-planar (NCHW); inside the branch the bottleneck
+/// activations are channels-last, so the spatial conv's im2col copies one contiguous run of
+/// `mid` floats per tap and pixel instead of `mid` scattered floats, and the expand conv reads
+/// the spatial conv's compact tile result as is (no gather at all).
 #[derive(Debug, Clone)]
 pub struct GatedBlock {
     channels: usize,
@@ -70,9 +78,17 @@ pub struct GatedBlock {
     width: usize,
     gate_weights: Vec<f32>,
     gate_bias: f32,
-    reduce: PerforatedConv,
-    spatial: PerforatedConv,
-    expand: PerforatedConv,
+    /// `[mid][C]`.
+    reduce_weights: Vec<f32>,
+    reduce_bias: Vec<f32>,
+    /// `[mid_out][tap][mid_in]`: the GEMM's right operand (transposed) for channels-last im2col.
+    spatial_weights: Vec<f32>,
+    spatial_bias: Vec<f32>,
+    /// `[C][mid]`.
+    expand_weights: Vec<f32>,
+    expand_bias: Vec<f32>,
+    /// The spatial conv's geometry (its footprint sizes the reduce conv).
+    geometry: ConvGeometry,
 }
 
 /// Working memory of [`GatedBlock::run_in_place`]. Grows on the first call with a given block
@@ -83,9 +99,14 @@ pub struct GatedBlockScratch {
     scores: Vec<f32>,
     active: ActiveSet,
     footprint: ActiveSet,
+    /// The reduce conv's output, channels-last `h·w × mid` (valid on the footprint).
     reduced: Vec<f32>,
+    /// A gathered GEMM operand: `C × TILE` (reduce) or `TILE × taps·mid` (spatial).
+    columns: Vec<f32>,
+    /// A tile of the spatial conv's output (or of a sparse reduce), `TILE × mid`.
     spatial: Vec<f32>,
-    conv: ConvScratch,
+    /// A tile of the expand conv's output, `C × TILE`.
+    result: Vec<f32>,
 }
 
 impl GatedBlockScratch {
@@ -97,9 +118,62 @@ impl GatedBlockScratch {
     /// Bytes currently reserved; stops changing once the scratch has warmed up.
     pub fn allocated_bytes(&self) -> usize {
         use std::mem::size_of;
-        let floats = self.scores.capacity() + self.reduced.capacity() + self.spatial.capacity();
+        let floats = self.scores.capacity()
+            + self.reduced.capacity()
+            + self.columns.capacity()
+            + self.spatial.capacity()
+            + self.result.capacity();
         let indices = self.active.capacity() + self.footprint.capacity();
-        floats * size_of::<f32>() + indices * size_of::<u32>() + self.conv.allocated_bytes()
+        floats * size_of::<f32>() + indices * size_of::<u32>()
+    }
+}
+
+/// `C = beta·C + A·B` (f32) with A `m × k`, B `k × n`, C `m × n`, each given by a pointer and
+/// its (row, column) strides in elements.
+///
+/// # Safety
+/// Every element those shapes and strides address must be valid (reads of A and B, writes of C).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn sgemm(
+    (m, k, n): (usize, usize, usize),
+    a: (*const f32, usize, usize),
+    b: (*const f32, usize, usize),
+    beta: f32,
+    c: (*mut f32, usize, usize),
+) {
+    // SAFETY: forwarded to the caller.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.0,
+            a.1 as isize,
+            a.2 as isize,
+            b.0,
+            b.1 as isize,
+            b.2 as isize,
+            beta,
+            c.0,
+            c.1 as isize,
+            c.2 as isize,
+        )
+    }
+}
+
+/// Adds `bias` to every `bias.len()`-long row of `rows`, then applies ReLU.
+fn bias_relu_rows(rows: &mut [f32], bias: &[f32]) {
+    for row in rows.chunks_exact_mut(bias.len()) {
+        row.iter_mut().zip(bias).for_each(|(v, b)| *v = (*v + b).max(0.0));
+    }
+}
+
+/// Grows `buffer` to at least `len` elements.
+fn grow(buffer: &mut Vec<f32>, len: usize) {
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
     }
 }
 
@@ -157,10 +231,18 @@ impl GatedBlock {
         check("spatial bias", weights.spatial_bias.len(), &[mid])?;
         check("expand weights", weights.expand_weights.len(), &[c, mid, 1, 1])?;
         check("expand bias", weights.expand_bias.len(), &[c])?;
-        let pointwise = |w: &[f32], b: &[f32], out: usize, inp: usize| {
-            PerforatedConv::new(w, [out, inp, 1, 1], Some(b), 1, 1, [0; 4], input)
-        };
         let pad = d * (k / 2);
+        let geometry = ConvGeometry::new(input, (k, k), 1, d, [pad; 4])?;
+        let taps = k * k;
+        // [out][in][ky][kx] → [out][tap][in].
+        let mut spatial_weights = vec![0f32; mid * taps * mid];
+        for (o, block) in spatial_weights.chunks_exact_mut(taps * mid).enumerate() {
+            for tap in 0..taps {
+                for i in 0..mid {
+                    block[tap * mid + i] = weights.spatial_weights[(o * mid + i) * taps + tap];
+                }
+            }
+        }
         Ok(GatedBlock {
             channels: c,
             mid,
@@ -168,17 +250,13 @@ impl GatedBlock {
             width: input.1,
             gate_weights: weights.gate_weights.to_vec(),
             gate_bias: weights.gate_bias[0],
-            reduce: pointwise(weights.reduce_weights, weights.reduce_bias, mid, c)?,
-            spatial: PerforatedConv::new(
-                weights.spatial_weights,
-                [mid, mid, k, k],
-                Some(weights.spatial_bias),
-                1,
-                d,
-                [pad; 4],
-                input,
-            )?,
-            expand: pointwise(weights.expand_weights, weights.expand_bias, c, mid)?,
+            reduce_weights: weights.reduce_weights.to_vec(),
+            reduce_bias: weights.reduce_bias.to_vec(),
+            spatial_weights,
+            spatial_bias: weights.spatial_bias.to_vec(),
+            expand_weights: weights.expand_weights.to_vec(),
+            expand_bias: weights.expand_bias.to_vec(),
+            geometry,
         })
     }
 
@@ -202,7 +280,7 @@ impl GatedBlock {
     /// Multiply-accumulates of the block for `active` active pixels and `footprint` reduce pixels.
     fn macs(&self, active: usize, footprint: usize) -> u64 {
         let (c, mid, n) = (self.channels as u64, self.mid as u64, (self.height * self.width) as u64);
-        let taps = self.spatial.geometry().taps() as u64;
+        let taps = self.geometry.taps() as u64;
         c * n + c * mid * footprint as u64 + (mid * mid * taps + mid * c) * active as u64
     }
 
@@ -236,22 +314,18 @@ impl GatedBlock {
         if s.active.is_full() {
             s.footprint.refill_full(h, w)?;
         } else {
-            s.footprint.refill_input_footprint(&s.active, self.spatial.geometry())?;
+            s.footprint.refill_input_footprint(&s.active, &self.geometry)?;
         }
-        let reduced = &mut s.reduced[..self.mid * n];
         if s.footprint.len() * DENSE_REDUCE_DENOMINATOR >= n * DENSE_REDUCE_NUMERATOR {
             // A near-full footprint: the dense 1×1 (no gather, no scatter) is cheaper.
             s.footprint.refill_full(h, w)?;
-            self.reduce.run_dense(x, reduced, &mut s.conv)?;
-        } else {
-            self.reduce.run(x, &s.footprint, reduced, &mut s.conv)?;
         }
-        relu_at(reduced, &s.footprint);
-        let spatial = &mut s.spatial[..self.mid * n];
-        self.spatial.run(reduced, &s.active, spatial, &mut s.conv)?;
-        relu_at(spatial, &s.active);
-        // The residual add, fused into the expand conv's scatter: x[p] += expand(spatial)[p].
-        self.expand.run_accumulate(spatial, &s.active, x, &mut s.conv)?;
+        self.reduce(x, s);
+        if !s.active.is_empty() {
+            for tile in s.active.indices().chunks(TILE) {
+                self.spatial_expand_tile(x, tile, &s.reduced, &mut s.columns, &mut s.spatial, &mut s.result);
+            }
+        }
         let (active, footprint) = (s.active.len(), s.footprint.len());
         Ok(BlockStats {
             active,
@@ -262,23 +336,129 @@ impl GatedBlock {
         })
     }
 
-    /// Grows `scratch` to everything any mode of this block can need, once per larger shape.
-    fn warm(&self, scratch: &mut GatedBlockScratch) -> Result<()> {
-        let n = self.height * self.width;
-        let floats = [n, self.mid * n, self.mid * n];
-        let buffers = [&mut scratch.scores, &mut scratch.reduced, &mut scratch.spatial];
-        for (buffer, len) in buffers.into_iter().zip(floats) {
-            if buffer.len() < len {
-                buffer.resize(len, 0.0);
+    /// The reduce conv (+ bias, ReLU) at the footprint pixels, into `s.reduced` (channels-last).
+    fn reduce(&self, x: &[f32], s: &mut GatedBlockScratch) {
+        let (c, mid, n) = (self.channels, self.mid, self.height * self.width);
+        let reduced = &mut s.reduced[..n * mid];
+        let wr = (self.reduce_weights.as_ptr(), 1, c);
+        if s.footprint.is_full() {
+            // reduced (n × mid) = xᵀ (n × C, x is C × n) · Wᵀ (C × mid, W is mid × C).
+            // SAFETY: x is C × n (checked by the caller), the weights mid × C, reduced n × mid.
+            unsafe { sgemm((n, c, mid), (x.as_ptr(), 1, n), wr, 0.0, (reduced.as_mut_ptr(), mid, 1)) };
+            bias_relu_rows(reduced, &self.reduce_bias);
+            return;
+        }
+        for tile in s.footprint.indices().chunks(TILE) {
+            let t = tile.len();
+            let columns = &mut s.columns[..c * t];
+            // Gather the tile's pixels (C × t), copying runs of consecutive pixels.
+            let mut j = 0;
+            while j < t {
+                let start = tile[j] as usize;
+                let mut len = 1;
+                while j + len < t && tile[j + len] as usize == start + len {
+                    len += 1;
+                }
+                for (row, plane) in columns.chunks_exact_mut(t).zip(x.chunks_exact(n)) {
+                    row[j..j + len].copy_from_slice(&plane[start..start + len]);
+                }
+                j += len;
+            }
+            let rows = &mut s.spatial[..t * mid];
+            // SAFETY: columns is C × t, the weights mid × C, rows t × mid.
+            unsafe { sgemm((t, c, mid), (columns.as_ptr(), 1, t), wr, 0.0, (rows.as_mut_ptr(), mid, 1)) };
+            for (&p, row) in tile.iter().zip(rows.chunks_exact(mid)) {
+                let dst = &mut reduced[p as usize * mid..][..mid];
+                for ((d, v), b) in dst.iter_mut().zip(row).zip(&self.reduce_bias) {
+                    *d = (v + b).max(0.0);
+                }
             }
         }
+    }
+
+    /// The spatial conv (+ bias, ReLU) and the expand conv (+ bias, added to `x`) at the active
+    /// pixels of one `tile`.
+    fn spatial_expand_tile(
+        &self,
+        x: &mut [f32],
+        tile: &[u32],
+        reduced: &[f32],
+        columns: &mut [f32],
+        spatial: &mut [f32],
+        result: &mut [f32],
+    ) {
+        let (c, mid, h, w) = (self.channels, self.mid, self.height, self.width);
+        let n = h * w;
+        let t = tile.len();
+        let (k, d) = (self.geometry.kernel_width(), self.geometry.dilation());
+        let depth = self.geometry.taps() * mid;
+        let columns = &mut columns[..t * depth];
+        // im2col, channels-last: row j holds, tap after tap, the mid channels of input pixel
+        // (y0 + ky·d, x0 + kx·d), zeros where that falls in the padding.
+        for (&p, row) in tile.iter().zip(columns.chunks_exact_mut(depth)) {
+            let (y0, x0) = self.geometry.tap_origin(p as usize / w, p as usize % w);
+            if d == 1 && x0 >= 0 && x0 as usize + k <= w {
+                // Undilated and clear of the side borders: each kernel row is one run of k·mid
+                // floats in the channels-last input.
+                for (ky, dst) in row.chunks_exact_mut(k * mid).enumerate() {
+                    let iy = y0 + ky as isize;
+                    if iy >= 0 && (iy as usize) < h {
+                        dst.copy_from_slice(&reduced[(iy as usize * w + x0 as usize) * mid..][..k * mid]);
+                    } else {
+                        dst.fill(0.0);
+                    }
+                }
+                continue;
+            }
+            for (tap, dst) in row.chunks_exact_mut(mid).enumerate() {
+                let (iy, ix) = (y0 + ((tap / k) * d) as isize, x0 + ((tap % k) * d) as isize);
+                if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                    dst.copy_from_slice(&reduced[(iy as usize * w + ix as usize) * mid..][..mid]);
+                } else {
+                    dst.fill(0.0);
+                }
+            }
+        }
+        let spatial = &mut spatial[..t * mid];
+        let ws = (self.spatial_weights.as_ptr(), 1, depth);
+        // SAFETY: columns is t × depth, the weights mid × depth (read transposed), spatial t × mid.
+        unsafe { sgemm((t, depth, mid), (columns.as_ptr(), depth, 1), ws, 0.0, (spatial.as_mut_ptr(), mid, 1)) };
+        bias_relu_rows(spatial, &self.spatial_bias);
+        // expand: (C × t) = W (C × mid) · spatialᵀ (mid × t).
+        let we = (self.expand_weights.as_ptr(), mid, 1);
+        let sp = (spatial.as_ptr(), 1, mid);
+        let first = tile[0] as usize;
+        if tile[t - 1] as usize - first == t - 1 {
+            // Consecutive pixels: accumulate straight into x (the residual add), bias first.
+            for (plane, b) in x.chunks_exact_mut(n).zip(&self.expand_bias) {
+                plane[first..first + t].iter_mut().for_each(|v| *v += b);
+            }
+            // SAFETY: element (co, j) is x[co·n + first + j], inside x as first + t ≤ n.
+            unsafe { sgemm((c, mid, t), we, sp, 1.0, (x[first..].as_mut_ptr(), n, 1)) };
+        } else {
+            let result = &mut result[..c * t];
+            // SAFETY: result is C × t.
+            unsafe { sgemm((c, mid, t), we, sp, 0.0, (result.as_mut_ptr(), t, 1)) };
+            for ((plane, values), b) in x.chunks_exact_mut(n).zip(result.chunks_exact(t)).zip(&self.expand_bias) {
+                tile.iter().zip(values).for_each(|(&p, &v)| plane[p as usize] += v + b);
+            }
+        }
+    }
+
+    /// Grows `scratch` to everything any mode of this block can need, once per larger shape.
+    fn warm(&self, scratch: &mut GatedBlockScratch) -> Result<()> {
+        let (c, mid) = (self.channels, self.mid);
+        let n = self.height * self.width;
+        let tile = TILE.min(n);
+        grow(&mut scratch.scores, n);
+        grow(&mut scratch.reduced, n * mid);
+        grow(&mut scratch.columns, (c * tile).max(tile * self.geometry.taps() * mid));
+        grow(&mut scratch.spatial, tile * mid);
+        grow(&mut scratch.result, c * tile);
         if scratch.active.capacity() < n || scratch.footprint.capacity() < n + n.div_ceil(32) {
             // The largest sets: a full set, and a footprint (which borrows n/32 extra slots).
             scratch.active.refill_full(self.height, self.width)?;
-            scratch.footprint.refill_input_footprint(&scratch.active, self.spatial.geometry())?;
-        }
-        for conv in [&self.reduce, &self.spatial, &self.expand] {
-            conv.reserve(&mut scratch.conv);
+            scratch.footprint.refill_input_footprint(&scratch.active, &self.geometry)?;
         }
         Ok(())
     }
