@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
-"""Time pagrt (tract) and onnxruntime on the same ONNX model, same input, same thread count (1),
-interleaved in one run, and print the ratio.
+"""Time pagrt (tract + pagrt's sparse kernels) and onnxruntime on the same ONNX model, same input,
+same thread count (1), interleaved in one run, and print per compute mode: both times, their ratio,
+pagrt's speedup over the first mode (ρ=1 by default), the ideal speedup from executed MACs (the
+model's dense MACs minus what the gated blocks and MultiPool skipped, as pagrt's telemetry counts
+them) and the fraction of that ideal reached.
 
     python3 scripts/compare_onnxruntime.py [--model models/shipped/pag_multitask.onnx] [--modes dense 0.5 native]
 
@@ -40,7 +43,7 @@ def time_ort(sess, feed, frames):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=os.path.join(ROOT, "models/shipped/pag_multitask.onnx"))
-    p.add_argument("--modes", nargs="+", default=["dense"])
+    p.add_argument("--modes", nargs="+", default=["dense", "0.9", "0.7", "0.5", "0.3", "native"])
     p.add_argument("--frames", type=int, default=30)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--pag", default=os.path.join(ROOT, "target/release/pag"))
@@ -55,17 +58,21 @@ def main():
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     has_rho = any(i.name == "rho" for i in sess.get_inputs())
     print(f"model {os.path.relpath(a.model)}, input {shape}, 1 thread each, {a.rounds} interleaved rounds of {a.frames} frames")
-    print(f"{'mode':<10} {'pagrt ms':>9} {'ORT ms':>9} {'pagrt/ORT':>10}")
+    print(f"{'mode':<10} {'pagrt ms':>9} {'ORT ms':>9} {'pagrt/ORT':>10} {'GMAC':>7} {'speedup':>8} {'ideal':>7} {'of ideal':>9}")
+    base = None
     for mode in a.modes:
         feed = {"image": x, **({"rho": np.array([rho_of(mode)], np.float32)} if has_rho else {})}
         ours, theirs = [], []
         for _ in range(a.rounds):
             out = subprocess.run([a.pag, "bench", "--model", a.model, "--mode", mode, "--frames", str(a.frames), "--json"],
                                  check=True, capture_output=True, text=True, env={**os.environ, "RAYON_NUM_THREADS": "1"})
-            ours.append(json.loads(out.stdout.strip().splitlines()[-1])["median_ms"])
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            ours.append(row["median_ms"])
             theirs.append(time_ort(sess, feed, a.frames))
-        o, t = statistics.median(ours), statistics.median(theirs)
-        print(f"{mode:<10} {o:9.2f} {t:9.2f} {o / t:10.2f}")
+        o, t, macs = statistics.median(ours), statistics.median(theirs), row["executed_macs"]
+        base = base or (o, macs)
+        speedup, ideal = base[0] / o, base[1] / macs
+        print(f"{mode:<10} {o:9.2f} {t:9.2f} {o / t:10.2f} {macs / 1e9:7.3f} {speedup:8.2f} {ideal:7.2f} {speedup / ideal:9.2f}")
 
 
 if __name__ == "__main__":

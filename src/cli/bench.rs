@@ -61,21 +61,26 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             profile(&mut session, rgb.view(), a.frames.max(1))?;
         }
         let q = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
+        // Executed MACs of the whole frame: the model's dense count minus what the sparse
+        // modules skipped (their dense minus executed MACs); equal to dense_macs without them.
+        let skipped = session.telemetry().map_or(0, |t| t.dense_macs_total - t.executed_macs_total);
+        let executed_macs = model.dense_macs - skipped;
         if a.json {
             println!(
                 "{}",
-                serde_json::json!({"model": path, "execution": exec_name, "mode": mode.to_string(), "frames": ms.len(), "median_ms": q(0.5), "p10_ms": q(0.1), "p90_ms": q(0.9), "dense_macs": model.dense_macs})
+                serde_json::json!({"model": path, "execution": exec_name, "mode": mode.to_string(), "frames": ms.len(), "median_ms": q(0.5), "p10_ms": q(0.1), "p90_ms": q(0.9), "dense_macs": model.dense_macs, "executed_macs": executed_macs})
             );
         } else {
             println!(
-                "{exec_name:<7} {:<12} median {:7.2} ms  p10 {:7.2}  p90 {:7.2}  ({} frames, {}×{})",
+                "{exec_name:<7} {:<12} median {:7.2} ms  p10 {:7.2}  p90 {:7.2}  ({} frames, {}×{}, {:.1} MMAC executed)",
                 mode.to_string(),
                 q(0.5),
                 q(0.1),
                 q(0.9),
                 ms.len(),
                 w,
-                h
+                h,
+                executed_macs as f64 / 1e6
             );
         }
     }
