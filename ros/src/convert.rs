@@ -14,7 +14,7 @@ pub fn mono8(header: &Header, a: &Array2<u8>) -> Image {
         encoding: encodings::MONO8.into(),
         is_bigendian: 0,
         step: w as u32,
-        data: a.iter().copied().collect(),
+        data: u8_bytes(a.as_slice(), a.iter()),
     }
 }
 
@@ -28,14 +28,46 @@ pub fn rgb8(header: &Header, a: &Array3<u8>) -> Image {
         encoding: encodings::RGB8.into(),
         is_bigendian: 0,
         step: 3 * w as u32,
-        data: a.iter().copied().collect(),
+        data: u8_bytes(a.as_slice(), a.iter()),
     }
 }
 
-fn f32_bytes<'a>(values: impl Iterator<Item = &'a f32>, n: usize) -> Vec<u8> {
+/// Little-endian bytes of `values`: one copy of a contiguous slice on little-endian hosts.
+fn f32_bytes<'a>(contiguous: Option<&'a [f32]>, values: impl Iterator<Item = &'a f32>, n: usize) -> Vec<u8> {
+    #[cfg(target_endian = "little")]
+    if let Some(s) = contiguous {
+        // SAFETY: any f32 is 4 initialised bytes; u8 has alignment 1; the length is in bytes.
+        return unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<u8>(), std::mem::size_of_val(s)) }.to_vec();
+    }
+    let _ = contiguous;
     let mut data = Vec::with_capacity(4 * n);
     values.for_each(|v| data.extend_from_slice(&v.to_le_bytes()));
     data
+}
+
+fn u8_bytes<'a>(contiguous: Option<&'a [u8]>, values: impl Iterator<Item = &'a u8>) -> Vec<u8> {
+    match contiguous {
+        Some(s) => s.to_vec(),
+        None => values.copied().collect(),
+    }
+}
+
+/// rgb8 colour segmentation: `palette[label]` per pixel (black for ids beyond the palette).
+pub fn colorized(header: &Header, labels: &Array2<u8>, palette: &[[u8; 3]]) -> Image {
+    let (h, w) = labels.dim();
+    let mut lut = [[0u8; 3]; 256];
+    lut.iter_mut().zip(palette).for_each(|(l, p)| *l = *p);
+    let mut data = Vec::with_capacity(3 * h * w);
+    labels.iter().for_each(|&l| data.extend_from_slice(&lut[l as usize]));
+    Image {
+        header: header.clone(),
+        height: h as u32,
+        width: w as u32,
+        encoding: encodings::RGB8.into(),
+        is_bigendian: 0,
+        step: 3 * w as u32,
+        data,
+    }
 }
 
 /// 32FC1 depth in metres along the optical axis, NaN where invalid (REP 118), little-endian.
@@ -48,7 +80,7 @@ pub fn depth32(header: &Header, depth: &Array2<f32>) -> Image {
         encoding: encodings::TYPE_32FC1.into(),
         is_bigendian: 0,
         step: 4 * w as u32,
-        data: f32_bytes(depth.iter(), h * w),
+        data: f32_bytes(depth.as_slice(), depth.iter(), h * w),
     }
 }
 
@@ -62,7 +94,7 @@ pub fn normals32(header: &Header, normals: &Array3<f32>) -> Image {
         encoding: encodings::TYPE_32FC3.into(),
         is_bigendian: 0,
         step: 12 * w as u32,
-        data: f32_bytes(normals.iter(), h * w * 3),
+        data: f32_bytes(normals.as_slice(), normals.iter(), h * w * 3),
     }
 }
 
@@ -160,6 +192,28 @@ mod tests {
         assert_eq!(s.k[5], 119.5);
         assert_eq!(s.p[2], 159.5);
         assert!(scaled_camera_info(&CameraInfo::default(), &h, 1, 1).is_none());
+    }
+
+    #[test]
+    fn colorized_matches_the_runtime_and_strided_arrays_convert() {
+        let labels = Array2::from_shape_fn((3, 5), |(y, x)| ((x + y) % 4) as u8);
+        let palette = [[1, 2, 3], [4, 5, 6], [7, 8, 9]];
+        let m = colorized(&Header::default(), &labels, &palette);
+        let o = pag_runtime::Outputs {
+            labels: labels.clone(),
+            depth: Array2::zeros((3, 5)),
+            normals: Array3::zeros((3, 5, 3)),
+            scale: (1.0, 1.0),
+        };
+        assert_eq!(m.data, o.colorize(&palette).into_raw_vec_and_offset().0);
+        let t = labels.t().to_owned();
+        let strided = labels.t();
+        assert_eq!(mono8(&Header::default(), &strided.to_owned()).data, mono8(&Header::default(), &t).data);
+        let d = Array2::from_shape_fn((3, 5), |(y, x)| (y * 5 + x) as f32);
+        let dt = d.t();
+        let a = depth32(&Header::default(), &dt.to_owned());
+        let b = Image { data: f32_bytes(None, dt.iter(), 15), ..a.clone() };
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -78,6 +78,12 @@ struct InFrame {
     header: Header,
     rgb: ndarray::Array3<u8>,
     received: Instant,
+    /// Wall clock at reception (for cross-process latency breakdowns on one machine).
+    received_unix: f64,
+}
+
+fn unix_ms() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1e3)
 }
 
 /// State shared by the node's threads.
@@ -240,7 +246,7 @@ pub fn run(settings: Settings) -> anyhow::Result<Summary> {
             match r {
                 Ok((img, _)) => match to_rgb(&img) {
                     Ok(rgb) => {
-                        s.slot.put(InFrame { header: img.header, rgb, received: Instant::now() });
+                        s.slot.put(InFrame { header: img.header, rgb, received: Instant::now(), received_unix: unix_ms() });
                     }
                     Err(why) => {
                         s.stats.reject(why);
@@ -450,6 +456,7 @@ fn inference_loop(shared: &Shared, out: Outputs, frames: Option<u64>) -> anyhow:
                 continue;
             }
         };
+        let t1 = Instant::now();
         let h = &frame.header;
         let (oh, ow) = o.labels.dim();
         let p = config.publish;
@@ -457,7 +464,7 @@ fn inference_loop(shared: &Shared, out: Outputs, frames: Option<u64>) -> anyhow:
             count(&shared.stats, out.labels.publish(convert::mono8(h, &o.labels)));
         }
         if p.segmentation {
-            count(&shared.stats, out.segmentation.publish(convert::rgb8(h, &o.colorize(&colours))));
+            count(&shared.stats, out.segmentation.publish(convert::colorized(h, &o.labels, &colours)));
         }
         if p.depth {
             count(&shared.stats, out.depth.publish(convert::depth32(h, &o.depth)));
@@ -497,6 +504,9 @@ fn inference_loop(shared: &Shared, out: Outputs, frames: Option<u64>) -> anyhow:
                     kv("inference_ms", inference_ms),
                     kv("queue_ms", (t0 - frame.received).as_secs_f64() * 1e3),
                     kv("total_ms", total_ms),
+                    kv("publish_ms", t1.elapsed().as_secs_f64() * 1e3),
+                    kv("received_unix_ms", frame.received_unix),
+                    kv("published_unix_ms", unix_ms()),
                 ],
             };
             count(&shared.stats, out.timing.publish(DiagnosticArray { header: h.clone(), status: vec![status] }));

@@ -283,7 +283,8 @@ def cmd_latency(args):
     rgb = np.load(args.image) if args.image else (np.arange(240 * 320 * 3) % 253).astype(np.uint8).reshape(240, 320, 3)
     h, w, _ = rgb.shape
     topics = list(OUTPUT_IMAGES) + ["camera_info", "frame_timing"]
-    overheads, totals, inferences = [], [], []
+    overheads, totals, inferences, transport_in, node_ms, transport_out = [], [], [], [], [], []
+    queue, publish = [], []
     for i in range(args.frames + args.warmup):
         sec, nanosec = 5000 + i, 1
         msg = image_msg(rgb, "rgb8", sec, nanosec, "camera_optical_frame")
@@ -291,7 +292,7 @@ def cmd_latency(args):
             peer.info_writer.write(camera_info_msg(w, h, sec, nanosec, "camera_optical_frame"))
         got = None
         for _attempt in range(20):
-            t_pub = time.perf_counter()
+            t_pub, t_pub_unix = time.perf_counter(), time.time() * 1e3
             peer.image_writer.write(msg)
             end = time.perf_counter() + 1.0
             while got is None and time.perf_counter() < end:
@@ -307,6 +308,12 @@ def cmd_latency(args):
         timing = {kv.key: float(kv.value) for kv in got["frame_timing"][0].status[0].values}
         total_ms = (t_all - t_pub) * 1e3
         if i >= args.warmup:
+            t_all_unix = t_pub_unix + total_ms
+            transport_in.append(timing["received_unix_ms"] - t_pub_unix)
+            node_ms.append(timing["total_ms"] - timing["inference_ms"])
+            queue.append(timing["queue_ms"])
+            publish.append(timing["publish_ms"])
+            transport_out.append(t_all_unix - timing["published_unix_ms"])
             totals.append(total_ms)
             inferences.append(timing["inference_ms"])
             overheads.append(total_ms - timing["inference_ms"])
@@ -315,7 +322,12 @@ def cmd_latency(args):
     res = {"frames": len(overheads), "size": f"{w}x{h}",
            "overhead_ms_p50": q(overheads, 50), "overhead_ms_p95": q(overheads, 95),
            "overhead_ms_max": max(overheads) if overheads else float("nan"),
-           "total_ms_p50": q(totals, 50), "inference_ms_p50": q(inferences, 50)}
+           "total_ms_p50": q(totals, 50), "inference_ms_p50": q(inferences, 50),
+           "breakdown_ms_p50": {"peer_publish_to_node_receive": q(transport_in, 50),
+                                "node_excluding_inference": q(node_ms, 50),
+                                "node_slot_to_inference_start": q(queue, 50),
+                                "node_build_and_publish": q(publish, 50),
+                                "node_publish_to_peer_has_all": q(transport_out, 50)}}
     print(json.dumps(res), flush=True)
     if args.out:
         json.dump(res, open(args.out, "w"), indent=1)
