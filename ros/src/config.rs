@@ -20,6 +20,7 @@ pub const P_PUBLISH_DEPTH: &str = "publish_depth";
 pub const P_PUBLISH_NORMALS: &str = "publish_normals";
 pub const P_PUBLISH_PONDER: &str = "publish_ponder";
 pub const P_PUBLISH_TIMING: &str = "publish_timing";
+pub const P_MAX_DEPTH_M: &str = "max_depth_m";
 
 /// Which compute mode family; ρ is its own parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +125,8 @@ pub struct Config {
     pub battery_policy: BatteryPolicy,
     pub battery_min_rho: f64,
     pub output_resolution: Resolution,
+    /// Depths beyond this (metres) are published as NaN (invalid); 0 = no limit.
+    pub max_depth_m: f64,
     pub publish: Toggles,
 }
 
@@ -137,6 +140,7 @@ impl Config {
             battery_policy: BatteryPolicy::Off,
             battery_min_rho: 0.25,
             output_resolution: Resolution::Model,
+            max_depth_m: 0.0,
             publish: Toggles::default(),
         }
     }
@@ -152,6 +156,7 @@ impl Config {
             (P_BATTERY_POLICY, String(self.battery_policy.to_string())),
             (P_BATTERY_MIN_RHO, Double(self.battery_min_rho)),
             (P_OUTPUT_RESOLUTION, String(resolution_name(self.output_resolution).into())),
+            (P_MAX_DEPTH_M, Double(self.max_depth_m)),
             (P_PUBLISH_LABELS, Boolean(self.publish.labels)),
             (P_PUBLISH_SEGMENTATION, Boolean(self.publish.segmentation)),
             (P_PUBLISH_DEPTH, Boolean(self.publish.depth)),
@@ -190,6 +195,12 @@ impl Config {
             (P_BATTERY_POLICY, V::String(s)) => self.battery_policy = s.parse()?,
             (P_BATTERY_MIN_RHO, V::Double(v)) => self.battery_min_rho = unit("battery_min_rho", *v)?,
             (P_OUTPUT_RESOLUTION, V::String(s)) => self.output_resolution = parse_resolution(s)?,
+            (P_MAX_DEPTH_M, V::Double(v)) => {
+                if !(v.is_finite() && *v >= 0.0) {
+                    return Err(format!("max_depth_m must be ≥ 0 metres (0 = no limit), got {v}"));
+                }
+                self.max_depth_m = *v;
+            }
             (P_PUBLISH_LABELS, V::Boolean(b)) => self.publish.labels = *b,
             (P_PUBLISH_SEGMENTATION, V::Boolean(b)) => self.publish.segmentation = *b,
             (P_PUBLISH_DEPTH, V::Boolean(b)) => self.publish.depth = *b,
@@ -198,7 +209,7 @@ impl Config {
             (P_PUBLISH_TIMING, V::Boolean(b)) => self.publish.timing = *b,
             (
                 P_MODEL_PATH | P_MODE | P_RHO | P_DEADLINE_MS | P_BATTERY_POLICY | P_BATTERY_MIN_RHO
-                | P_OUTPUT_RESOLUTION | P_PUBLISH_LABELS | P_PUBLISH_SEGMENTATION | P_PUBLISH_DEPTH
+                | P_OUTPUT_RESOLUTION | P_MAX_DEPTH_M | P_PUBLISH_LABELS | P_PUBLISH_SEGMENTATION | P_PUBLISH_DEPTH
                 | P_PUBLISH_NORMALS | P_PUBLISH_PONDER | P_PUBLISH_TIMING,
                 v,
             ) => return Err(format!("parameter {name} has the wrong type ({:?})", v.to_parameter_type())),
@@ -232,6 +243,15 @@ impl Config {
             }
             _ => base,
         }
+    }
+}
+
+/// REP 118 depth: depths beyond `max_m` (when > 0) become NaN (invalid), as do non-positive
+/// or non-finite ones (already NaN from the runtime).
+pub fn limit_depth(depth: &mut ndarray::Array2<f32>, max_m: f64) {
+    if max_m > 0.0 {
+        let max = max_m as f32;
+        depth.mapv_inplace(|d| if d > max { f32::NAN } else { d });
     }
 }
 
@@ -292,6 +312,8 @@ mod tests {
             (P_BATTERY_POLICY, V::String("max".into())),
             (P_BATTERY_MIN_RHO, V::Double(0.0)),
             (P_OUTPUT_RESOLUTION, V::String("4k".into())),
+            (P_MAX_DEPTH_M, V::Double(-1.0)),
+            (P_MAX_DEPTH_M, V::Double(f64::INFINITY)),
             (P_PUBLISH_DEPTH, V::String("yes".into())),
             (P_MODEL_PATH, V::String(" ".into())),
             ("nope", V::Boolean(true)),
@@ -322,6 +344,16 @@ mod tests {
         assert_eq!(c.effective_mode(Some(0.4)), ComputeMode::Budget(0.4));
         c.mode = ModeKind::Native;
         assert_eq!(c.effective_mode(Some(0.1)), ComputeMode::Native);
+    }
+
+    #[test]
+    fn depth_limit() {
+        let mut d = ndarray::arr2(&[[1.0f32, 5.0, f32::NAN]]);
+        limit_depth(&mut d, 0.0);
+        assert_eq!(d[[0, 1]], 5.0);
+        limit_depth(&mut d, 4.0);
+        assert_eq!(d[[0, 0]], 1.0);
+        assert!(d[[0, 1]].is_nan() && d[[0, 2]].is_nan());
     }
 
     #[test]

@@ -37,6 +37,9 @@ struct Cli {
     /// `model` (the model's own output size) or `input` (parameter `output_resolution`).
     #[arg(long, default_value = "model")]
     output_resolution: String,
+    /// Depths beyond this many metres are published as NaN; 0 = no limit (parameter `max_depth_m`).
+    #[arg(long, default_value_t = 0.0)]
+    max_depth_m: f64,
     /// Publish per-frame timing on `<namespace>/frame_timing` (parameter `publish_timing`).
     #[arg(long)]
     timing: bool,
@@ -92,6 +95,7 @@ fn main() -> anyhow::Result<()> {
     set(&mut config, P_BATTERY_POLICY, S(cli.battery_policy.clone()))?;
     set(&mut config, P_OUTPUT_RESOLUTION, S(cli.output_resolution.clone()))?;
     set(&mut config, P_PUBLISH_TIMING, Boolean(cli.timing))?;
+    set(&mut config, P_MAX_DEPTH_M, Double(cli.max_depth_m))?;
     let domain_id = match cli.domain_id {
         Some(d) => d,
         None => std::env::var("ROS_DOMAIN_ID").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0),

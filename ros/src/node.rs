@@ -448,7 +448,7 @@ fn inference_loop(shared: &Shared, out: Outputs, frames: Option<u64>) -> anyhow:
         let t0 = Instant::now();
         let result = session.run(frame.rgb.view());
         let inference_ms = t0.elapsed().as_secs_f64() * 1e3;
-        let o = match result {
+        let mut o = match result {
             Ok(o) => o,
             Err(e) => {
                 warn!("inference failed: {e}");
@@ -457,6 +457,7 @@ fn inference_loop(shared: &Shared, out: Outputs, frames: Option<u64>) -> anyhow:
             }
         };
         let t1 = Instant::now();
+        crate::config::limit_depth(&mut o.depth, config.max_depth_m);
         let h = &frame.header;
         let (oh, ow) = o.labels.dim();
         let p = config.publish;

@@ -51,11 +51,13 @@ fn cyclone_peer_sees_every_output_with_the_runtimes_values() {
     }
     let model = Arc::new(PagModel::load_with(common::model_path(), pag_runtime::Execution::Sparse).unwrap());
     let (mh, mw) = (model.info.input.height, model.info.input.width);
-    let spec = serde_json_like(&cases, mh, mw, model.info.class_names.len());
+    let spec = serde_json_like(&cases, mh, mw, model.info.class_names.len(), 4.0);
     std::fs::write(dir.path().join("cases.json"), spec).unwrap();
 
     let domain = common::domain(0);
-    let mut node = common::NodeProcess::spawn(domain, &[], dir.path());
+    // A depth limit inside the rooms' range, so that the depth images carry NaNs (REP 118 invalid).
+    let max_depth_m = 4.0;
+    let mut node = common::NodeProcess::spawn(domain, &["--max-depth-m", "4.0"], dir.path());
     let (ok, out) = common::run_peer(
         &["interop", "--domain", &domain.to_string(), "--cases", dir.path().to_str().unwrap(), "--timeout", "90"],
         Duration::from_secs(300),
@@ -66,7 +68,8 @@ fn cyclone_peer_sees_every_output_with_the_runtimes_values() {
 
     let mut session = Session::new(model.clone()).unwrap();
     for (i, case) in cases.iter().enumerate() {
-        let o = session.run(case.rgb.view()).unwrap();
+        let mut o = session.run(case.rgb.view()).unwrap();
+        pag_ros::config::limit_depth(&mut o.depth, max_depth_m);
         let get2 = |t: &str| -> Array2<u8> { read_npy(dir.path().join(format!("out_{i}_{t}.npy"))).unwrap() };
         let labels = get2("labels");
         assert_eq!(labels, o.labels, "case {i}: labels differ");
@@ -74,6 +77,8 @@ fn cyclone_peer_sees_every_output_with_the_runtimes_values() {
         assert_eq!(seg, o.colorize(&model.info.palette), "case {i}: colour segmentation differs");
         let depth: Array2<f32> = read_npy(dir.path().join(format!("out_{i}_depth.npy"))).unwrap();
         assert_eq!(depth.dim(), o.depth.dim());
+        let nans = o.depth.iter().filter(|d| d.is_nan()).count();
+        assert!(nans > 0 && nans < o.depth.len(), "case {i}: want some NaN depth to check, have {nans}");
         for (a, b) in depth.iter().zip(o.depth.iter()) {
             assert!(a.is_nan() == b.is_nan() && (a.is_nan() || (a - b).abs() <= 1e-5 * b.abs().max(1.0)), "case {i}: depth {a} vs {b}");
         }
@@ -88,10 +93,10 @@ fn cyclone_peer_sees_every_output_with_the_runtimes_values() {
 }
 
 /// cases.json for the peer (no serde_json dependency needed for this little document).
-fn serde_json_like(cases: &[Case], h: usize, w: usize, classes: usize) -> String {
+fn serde_json_like(cases: &[Case], h: usize, w: usize, classes: usize, max_depth_m: f64) -> String {
     let items: Vec<String> = cases
         .iter()
         .map(|c| format!(r#"{{"file": "{}", "encoding": "{}", "pad": {}}}"#, c.file, c.encoding, c.pad))
         .collect();
-    format!(r#"{{"output_hw": [{h}, {w}], "num_classes": {classes}, "cases": [{}]}}"#, items.join(", "))
+    format!(r#"{{"output_hw": [{h}, {w}], "num_classes": {classes}, "max_depth_m": {max_depth_m}, "cases": [{}]}}"#, items.join(", "))
 }

@@ -183,6 +183,8 @@ def cmd_interop(args):
         check(not np.isinf(depth).any(), f"case {i}: depth has infinities")
         finite = depth[np.isfinite(depth)]
         check(finite.size == 0 or finite.min() > 0, f"case {i}: non-positive depth that is not NaN")
+        if spec.get("max_depth_m"):
+            check(finite.size == 0 or finite.max() <= spec["max_depth_m"], f"case {i}: depth beyond max_depth_m")
         normals = decode(got["normals"][0], "32FC3")
         norm = np.linalg.norm(normals, axis=2)
         check(np.nanmax(np.abs(norm - 1)) < 1e-3, f"case {i}: normals not unit (max |n|-1 = {np.nanmax(np.abs(norm - 1))})")
