@@ -208,9 +208,20 @@ impl Config {
             (P_PUBLISH_PONDER, V::Boolean(b)) => self.publish.ponder = *b,
             (P_PUBLISH_TIMING, V::Boolean(b)) => self.publish.timing = *b,
             (
-                P_MODEL_PATH | P_MODE | P_RHO | P_DEADLINE_MS | P_BATTERY_POLICY | P_BATTERY_MIN_RHO
-                | P_OUTPUT_RESOLUTION | P_MAX_DEPTH_M | P_PUBLISH_LABELS | P_PUBLISH_SEGMENTATION | P_PUBLISH_DEPTH
-                | P_PUBLISH_NORMALS | P_PUBLISH_PONDER | P_PUBLISH_TIMING,
+                P_MODEL_PATH
+                | P_MODE
+                | P_RHO
+                | P_DEADLINE_MS
+                | P_BATTERY_POLICY
+                | P_BATTERY_MIN_RHO
+                | P_OUTPUT_RESOLUTION
+                | P_MAX_DEPTH_M
+                | P_PUBLISH_LABELS
+                | P_PUBLISH_SEGMENTATION
+                | P_PUBLISH_DEPTH
+                | P_PUBLISH_NORMALS
+                | P_PUBLISH_PONDER
+                | P_PUBLISH_TIMING,
                 v,
             ) => return Err(format!("parameter {name} has the wrong type ({:?})", v.to_parameter_type())),
             _ => return Err(format!("unknown parameter {name}")),

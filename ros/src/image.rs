@@ -169,17 +169,52 @@ mod tests {
     #[test]
     fn converts_every_layout_to_rgb() {
         // One row, two pixels, rows padded by 2 bytes.
-        let i = Image { encoding: "bgr8".into(), width: 2, height: 1, step: 8, data: vec![1, 2, 3, 4, 5, 6, 0, 0], ..Default::default() };
+        let i = Image {
+            encoding: "bgr8".into(),
+            width: 2,
+            height: 1,
+            step: 8,
+            data: vec![1, 2, 3, 4, 5, 6, 0, 0],
+            ..Default::default()
+        };
         assert_eq!(to_rgb(&i).unwrap().into_raw_vec_and_offset().0, vec![3, 2, 1, 6, 5, 4]);
-        let i = Image { encoding: "rgba8".into(), width: 2, height: 1, step: 8, data: vec![1, 2, 3, 9, 4, 5, 6, 9], ..Default::default() };
+        let i = Image {
+            encoding: "rgba8".into(),
+            width: 2,
+            height: 1,
+            step: 8,
+            data: vec![1, 2, 3, 9, 4, 5, 6, 9],
+            ..Default::default()
+        };
         assert_eq!(to_rgb(&i).unwrap().into_raw_vec_and_offset().0, vec![1, 2, 3, 4, 5, 6]);
-        let i = Image { encoding: "bgra8".into(), width: 2, height: 1, step: 8, data: vec![1, 2, 3, 9, 4, 5, 6, 9], ..Default::default() };
+        let i = Image {
+            encoding: "bgra8".into(),
+            width: 2,
+            height: 1,
+            step: 8,
+            data: vec![1, 2, 3, 9, 4, 5, 6, 9],
+            ..Default::default()
+        };
         assert_eq!(to_rgb(&i).unwrap().into_raw_vec_and_offset().0, vec![3, 2, 1, 6, 5, 4]);
-        let i = Image { encoding: "mono8".into(), width: 2, height: 2, step: 3, data: vec![7, 8, 0, 9, 10, 0], ..Default::default() };
+        let i = Image {
+            encoding: "mono8".into(),
+            width: 2,
+            height: 2,
+            step: 3,
+            data: vec![7, 8, 0, 9, 10, 0],
+            ..Default::default()
+        };
         let a = to_rgb(&i).unwrap();
         assert_eq!(a.dim(), (2, 2, 3));
         assert_eq!(a.into_raw_vec_and_offset().0, vec![7, 7, 7, 8, 8, 8, 9, 9, 9, 10, 10, 10]);
-        let i = Image { encoding: "rgb8".into(), width: 1, height: 2, step: 3, data: vec![1, 2, 3, 4, 5, 6], ..Default::default() };
+        let i = Image {
+            encoding: "rgb8".into(),
+            width: 1,
+            height: 2,
+            step: 3,
+            data: vec![1, 2, 3, 4, 5, 6],
+            ..Default::default()
+        };
         assert_eq!(to_rgb(&i).unwrap().into_raw_vec_and_offset().0, vec![1, 2, 3, 4, 5, 6]);
     }
 }

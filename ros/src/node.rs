@@ -11,8 +11,7 @@ use futures::StreamExt;
 use pag_runtime::{Execution, PagModel, Session};
 use ros2_client::qos::{Durability, History, WhenFull};
 use ros2_client::{
-    Context, ContextOptions, MessageTypeName, Name, Node, NodeName, NodeOptions, ParameterValue, Publisher,
-    QosProfile,
+    Context, ContextOptions, MessageTypeName, Name, Node, NodeName, NodeOptions, ParameterValue, Publisher, QosProfile,
 };
 use tracing::{debug, error, info, warn};
 
@@ -246,11 +245,23 @@ pub fn run(settings: Settings) -> anyhow::Result<Summary> {
             match r {
                 Ok((img, _)) => match to_rgb(&img) {
                     Ok(rgb) => {
-                        s.slot.put(InFrame { header: img.header, rgb, received: Instant::now(), received_unix: unix_ms() });
+                        s.slot.put(InFrame {
+                            header: img.header,
+                            rgb,
+                            received: Instant::now(),
+                            received_unix: unix_ms(),
+                        });
                     }
                     Err(why) => {
                         s.stats.reject(why);
-                        debug!("rejected image {}x{} {:?} step {} len {}: {why}", img.width, img.height, img.encoding, img.step, img.data.len());
+                        debug!(
+                            "rejected image {}x{} {:?} step {} len {}: {why}",
+                            img.width,
+                            img.height,
+                            img.encoding,
+                            img.step,
+                            img.data.len()
+                        );
                     }
                 },
                 Err(e) => {
@@ -331,7 +342,10 @@ pub fn run(settings: Settings) -> anyhow::Result<Summary> {
                 stale_after_s: stale_after,
             };
             let status = diagnostic_status(&ds.stats, &ctx, &mut prev);
-            let array = DiagnosticArray { header: Header { stamp: Time::now(), frame_id: String::new() }, status: vec![status] };
+            let array = DiagnosticArray {
+                header: Header { stamp: Time::now(), frame_id: String::new() },
+                status: vec![status],
+            };
             if diagnostics.publish(array).is_err() {
                 ds.stats.publish_failures.fetch_add(1, Ordering::Relaxed);
             }
@@ -348,36 +362,39 @@ pub fn run(settings: Settings) -> anyhow::Result<Summary> {
             let cs = shared.clone();
             let domain = settings.domain_id;
             let (image_topic, info_topic) = (settings.image_topic.clone(), settings.camera_info_topic.clone());
-            Some(std::thread::Builder::new().name("pag-synthetic-camera".into()).spawn(move || -> anyhow::Result<()> {
-                let context = Context::with_options(ContextOptions::new().domain_id(domain))
-                    .map_err(|e| anyhow!("cannot start DDS: {e:?}"))?;
-                let mut node = context
-                    .new_node(
-                        NodeName::new("/", "pag_synthetic_camera").expect("valid name"),
-                        NodeOptions::new().enable_rosout(false).start_parameter_services(false),
-                    )
-                    .map_err(|e| anyhow!("cannot create the synthetic camera node: {e:?}"))?;
-                let image_pub: Publisher<Image> = publisher(&mut node, &image_topic, msg::image_type(), &sensor_qos())?;
-                let info_pub: Publisher<CameraInfo> =
-                    publisher(&mut node, &info_topic, msg::camera_info_type(), &sensor_qos())?;
-                let mut camera = SyntheticCamera::new(syn.width, syn.height, hfov, syn.seed);
-                info!("synthetic camera {}x{} at {} Hz on {image_topic}", syn.width, syn.height, syn.rate_hz);
-                let period = Duration::from_secs_f64(1.0 / syn.rate_hz.max(0.01));
-                let start = Instant::now();
-                let mut n = 0u64;
-                while !cs.stop.load(Ordering::SeqCst) {
-                    let (image, info) = camera.capture((n as f64 / syn.rate_hz) as f32, Time::now());
-                    let _ = info_pub.publish(info);
-                    let _ = image_pub.publish(image);
-                    n += 1;
-                    let next = start + period.mul_f64(n as f64);
-                    let now = Instant::now();
-                    if next > now {
-                        std::thread::sleep(next - now);
+            Some(std::thread::Builder::new().name("pag-synthetic-camera".into()).spawn(
+                move || -> anyhow::Result<()> {
+                    let context = Context::with_options(ContextOptions::new().domain_id(domain))
+                        .map_err(|e| anyhow!("cannot start DDS: {e:?}"))?;
+                    let mut node = context
+                        .new_node(
+                            NodeName::new("/", "pag_synthetic_camera").expect("valid name"),
+                            NodeOptions::new().enable_rosout(false).start_parameter_services(false),
+                        )
+                        .map_err(|e| anyhow!("cannot create the synthetic camera node: {e:?}"))?;
+                    let image_pub: Publisher<Image> =
+                        publisher(&mut node, &image_topic, msg::image_type(), &sensor_qos())?;
+                    let info_pub: Publisher<CameraInfo> =
+                        publisher(&mut node, &info_topic, msg::camera_info_type(), &sensor_qos())?;
+                    let mut camera = SyntheticCamera::new(syn.width, syn.height, hfov, syn.seed);
+                    info!("synthetic camera {}x{} at {} Hz on {image_topic}", syn.width, syn.height, syn.rate_hz);
+                    let period = Duration::from_secs_f64(1.0 / syn.rate_hz.max(0.01));
+                    let start = Instant::now();
+                    let mut n = 0u64;
+                    while !cs.stop.load(Ordering::SeqCst) {
+                        let (image, info) = camera.capture((n as f64 / syn.rate_hz) as f32, Time::now());
+                        let _ = info_pub.publish(info);
+                        let _ = image_pub.publish(image);
+                        n += 1;
+                        let next = start + period.mul_f64(n as f64);
+                        let now = Instant::now();
+                        if next > now {
+                            std::thread::sleep(next - now);
+                        }
                     }
-                }
-                Ok(())
-            })?)
+                    Ok(())
+                },
+            )?)
         }
     };
 
@@ -427,9 +444,10 @@ fn inference_loop(shared: &Shared, out: Outputs, frames: Option<u64>) -> anyhow:
             generation = g;
             config = lock(&shared.config).clone();
             if config.model_path != model_path {
-                match shared.model(&config.model_path).and_then(|m| {
-                    Session::new(m.clone()).map(|s| (m, s)).map_err(|e| e.to_string())
-                }) {
+                match shared
+                    .model(&config.model_path)
+                    .and_then(|m| Session::new(m.clone()).map(|s| (m, s)).map_err(|e| e.to_string()))
+                {
                     Ok((m, s)) => {
                         info!("switched to model {}", config.model_path);
                         model = m;

@@ -32,7 +32,11 @@ impl<T> Default for LatestSlot<T> {
 
 impl<T> LatestSlot<T> {
     pub fn new() -> Self {
-        LatestSlot { item: Mutex::new(Slot { value: None, closed: false }), ready: Condvar::new(), dropped: AtomicU64::new(0) }
+        LatestSlot {
+            item: Mutex::new(Slot { value: None, closed: false }),
+            ready: Condvar::new(),
+            dropped: AtomicU64::new(0),
+        }
     }
 
     /// Stores `value`; returns true when it replaced an unconsumed one (counted as dropped).

@@ -320,7 +320,13 @@ mod tests {
         stats.reject(Reject::Step);
         stats.reject(Reject::Encoding);
         stats.record_frame(
-            LastFrame { mode: "dense".into(), inference_ms: 5.0, gated_executed_macs: 100, gated_dense_macs: 400, ..Default::default() },
+            LastFrame {
+                mode: "dense".into(),
+                inference_ms: 5.0,
+                gated_executed_macs: 100,
+                gated_dense_macs: 400,
+                ..Default::default()
+            },
             12.0,
             10.0,
         );

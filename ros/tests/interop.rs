@@ -34,10 +34,15 @@ fn cyclone_peer_sees_every_output_with_the_runtimes_values() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut cases = Vec::new();
-    for (i, (enc, w, h, pad)) in
-        [("rgb8", 320, 240, 0), ("bgr8", 640, 480, 0), ("rgba8", 160, 120, 4), ("bgra8", 333, 201, 0), ("mono8", 320, 240, 3)]
-            .into_iter()
-            .enumerate()
+    for (i, (enc, w, h, pad)) in [
+        ("rgb8", 320, 240, 0),
+        ("bgr8", 640, 480, 0),
+        ("rgba8", 160, 120, 4),
+        ("bgra8", 333, 201, 0),
+        ("mono8", 320, 240, 3),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let mut rgb = render(10 + i as u64, w, h);
         if enc == "mono8" {
@@ -80,7 +85,10 @@ fn cyclone_peer_sees_every_output_with_the_runtimes_values() {
         let nans = o.depth.iter().filter(|d| d.is_nan()).count();
         assert!(nans > 0 && nans < o.depth.len(), "case {i}: want some NaN depth to check, have {nans}");
         for (a, b) in depth.iter().zip(o.depth.iter()) {
-            assert!(a.is_nan() == b.is_nan() && (a.is_nan() || (a - b).abs() <= 1e-5 * b.abs().max(1.0)), "case {i}: depth {a} vs {b}");
+            assert!(
+                a.is_nan() == b.is_nan() && (a.is_nan() || (a - b).abs() <= 1e-5 * b.abs().max(1.0)),
+                "case {i}: depth {a} vs {b}"
+            );
         }
         let normals: Array3<f32> = read_npy(dir.path().join(format!("out_{i}_normals.npy"))).unwrap();
         assert_eq!(normals.dim(), o.normals.dim());
@@ -98,5 +106,8 @@ fn serde_json_like(cases: &[Case], h: usize, w: usize, classes: usize, max_depth
         .iter()
         .map(|c| format!(r#"{{"file": "{}", "encoding": "{}", "pad": {}}}"#, c.file, c.encoding, c.pad))
         .collect();
-    format!(r#"{{"output_hw": [{h}, {w}], "num_classes": {classes}, "max_depth_m": {max_depth_m}, "cases": [{}]}}"#, items.join(", "))
+    format!(
+        r#"{{"output_hw": [{h}, {w}], "num_classes": {classes}, "max_depth_m": {max_depth_m}, "cases": [{}]}}"#,
+        items.join(", ")
+    )
 }

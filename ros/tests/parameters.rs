@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use pag_ros::msg::{self, DiagnosticArray, DiagnosticStatus, Image};
 use pag_ros::node::{diagnostics_qos, output_qos};
-use ros2_client::rcl_interfaces::{GetParametersRequest, GetParametersResponse, SetParametersRequest, SetParametersResponse};
+use ros2_client::rcl_interfaces::{
+    GetParametersRequest, GetParametersResponse, SetParametersRequest, SetParametersResponse,
+};
 use ros2_client::{
     Context, ContextOptions, Message, Name, Node, NodeName, NodeOptions, Parameter, ParameterValue, ServiceMapping,
     ServiceTypeName,
@@ -65,7 +67,9 @@ impl Peer {
                 qos,
             )
             .unwrap();
-        let t = node.create_topic(&Name::parse("/diagnostics").unwrap(), msg::diagnostic_array_type(), &diagnostics_qos()).unwrap();
+        let t = node
+            .create_topic(&Name::parse("/diagnostics").unwrap(), msg::diagnostic_array_type(), &diagnostics_qos())
+            .unwrap();
         let diagnostics = node.create_subscription(&t, None).unwrap();
         let t = node.create_topic(&Name::parse("/pag/ponder").unwrap(), msg::image_type(), &output_qos()).unwrap();
         let ponder = node.create_subscription(&t, None).unwrap();
@@ -75,7 +79,8 @@ impl Peer {
     }
 
     fn set(&self, name: &str, value: ParameterValue) -> (bool, String) {
-        let r = call(&self.set, SetParametersRequest { parameter: vec![Parameter { name: name.into(), value }.into()] });
+        let r =
+            call(&self.set, SetParametersRequest { parameter: vec![Parameter { name: name.into(), value }.into()] });
         let r = &r.results[0];
         (r.successful, r.reason.clone())
     }
@@ -170,7 +175,8 @@ fn parameters_change_at_run_time_and_invalid_values_are_rejected() {
 
     // Output toggles: depth off stops it; the deadline parameter shows in the diagnostics.
     assert!(peer.set("deadline_ms", ParameterValue::Double(0.001)).0);
-    let s = peer.wait_status("deadline misses", |s| num(s, "deadline_misses") >= 1.0 && s.level == DiagnosticStatus::WARN);
+    let s =
+        peer.wait_status("deadline misses", |s| num(s, "deadline_misses") >= 1.0 && s.level == DiagnosticStatus::WARN);
     assert_eq!(s.get("deadline_ms"), Some("0.001"));
     assert!(node.is_running(), "{}", node.log());
     drop(peer.node);
