@@ -1,5 +1,6 @@
 //! A PAG gated residual block, `O = I + G ⊙ F(I)`, computed only where its gate is open.
 use super::active::ActiveSet;
+use super::gemm::{self, GemmScratch};
 use super::geometry::ConvGeometry;
 use crate::error::{PagError, Result};
 use crate::mode::ComputeMode;
@@ -99,7 +100,7 @@ pub struct GatedBlock {
 
 /// Working memory of [`GatedBlock::run_in_place`]. Grows on the first call with a given block
 /// shape (to everything any mode can need) and never shrinks, so later calls do not allocate
-/// (apart from matrixmultiply's internal packing buffer). Can serve several blocks in turn.
+/// at all. Can serve several blocks in turn.
 #[derive(Debug, Default)]
 pub struct GatedBlockScratch {
     scores: Vec<f32>,
@@ -117,6 +118,8 @@ pub struct GatedBlockScratch {
     inactive: Vec<u32>,
     /// Their passthrough values, `C × inactive` (dense branch path only).
     saved: Vec<f32>,
+    /// The GEMM's packing buffers.
+    gemm: GemmScratch,
 }
 
 impl GatedBlockScratch {
@@ -134,45 +137,28 @@ impl GatedBlockScratch {
             + self.spatial.capacity()
             + self.result.capacity()
             + self.saved.capacity()
-            + self.inactive.capacity();
+            + self.inactive.capacity()
+            + self.gemm.allocated_bytes() / std::mem::size_of::<f32>();
         let indices = self.active.capacity() + self.footprint.capacity();
         floats * size_of::<f32>() + indices * size_of::<u32>()
     }
 }
 
-/// `C = beta·C + A·B` (f32) with A `m × k`, B `k × n`, C `m × n`, each given by a pointer and
-/// its (row, column) strides in elements.
+/// `C = beta·C + A·B` (f32): [`gemm::sgemm`] with the block's packing buffers.
 ///
 /// # Safety
 /// Every element those shapes and strides address must be valid (reads of A and B, writes of C).
-#[allow(clippy::too_many_arguments)]
 #[inline]
 unsafe fn sgemm(
-    (m, k, n): (usize, usize, usize),
+    shape: (usize, usize, usize),
     a: (*const f32, usize, usize),
     b: (*const f32, usize, usize),
     beta: f32,
     c: (*mut f32, usize, usize),
+    scratch: &mut GemmScratch,
 ) {
     // SAFETY: forwarded to the caller.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.0,
-            a.1 as isize,
-            a.2 as isize,
-            b.0,
-            b.1 as isize,
-            b.2 as isize,
-            beta,
-            c.0,
-            c.1 as isize,
-            c.2 as isize,
-        )
-    }
+    unsafe { gemm::sgemm(shape, a, b, beta, c, scratch) }
 }
 
 /// Adds `bias` to every `bias.len()`-long row of `rows`, then applies ReLU.
@@ -349,14 +335,30 @@ impl GatedBlock {
                 saved.iter_mut().zip(&s.inactive).for_each(|(v, &p)| *v = plane[p as usize]);
             }
             for tile in s.footprint.indices().chunks(TILE) {
-                self.spatial_expand_tile(x, tile, &s.reduced, &mut s.columns, &mut s.spatial, &mut s.result);
+                self.spatial_expand_tile(
+                    x,
+                    tile,
+                    &s.reduced,
+                    &mut s.columns,
+                    &mut s.spatial,
+                    &mut s.result,
+                    &mut s.gemm,
+                );
             }
             for (saved, plane) in s.saved.chunks_exact(ni.max(1)).zip(x.chunks_exact_mut(n)) {
                 saved.iter().zip(&s.inactive).for_each(|(&v, &p)| plane[p as usize] = v);
             }
         } else {
             for tile in s.active.indices().chunks(TILE) {
-                self.spatial_expand_tile(x, tile, &s.reduced, &mut s.columns, &mut s.spatial, &mut s.result);
+                self.spatial_expand_tile(
+                    x,
+                    tile,
+                    &s.reduced,
+                    &mut s.columns,
+                    &mut s.spatial,
+                    &mut s.result,
+                    &mut s.gemm,
+                );
             }
         }
         let (active, footprint) = (s.active.len(), s.footprint.len());
@@ -377,7 +379,7 @@ impl GatedBlock {
         if s.footprint.is_full() {
             // reduced (n × mid) = xᵀ (n × C, x is C × n) · Wᵀ (C × mid, W is mid × C).
             // SAFETY: x is C × n (checked by the caller), the weights mid × C, reduced n × mid.
-            unsafe { sgemm((n, c, mid), (x.as_ptr(), 1, n), wr, 0.0, (reduced.as_mut_ptr(), mid, 1)) };
+            unsafe { sgemm((n, c, mid), (x.as_ptr(), 1, n), wr, 0.0, (reduced.as_mut_ptr(), mid, 1), &mut s.gemm) };
             bias_relu_rows(reduced, &self.reduce_bias);
             return;
         }
@@ -399,7 +401,7 @@ impl GatedBlock {
             }
             let rows = &mut s.spatial[..t * mid];
             // SAFETY: columns is C × t, the weights mid × C, rows t × mid.
-            unsafe { sgemm((t, c, mid), (columns.as_ptr(), 1, t), wr, 0.0, (rows.as_mut_ptr(), mid, 1)) };
+            unsafe { sgemm((t, c, mid), (columns.as_ptr(), 1, t), wr, 0.0, (rows.as_mut_ptr(), mid, 1), &mut s.gemm) };
             for (&p, row) in tile.iter().zip(rows.chunks_exact(mid)) {
                 let dst = &mut reduced[p as usize * mid..][..mid];
                 for ((d, v), b) in dst.iter_mut().zip(row).zip(&self.reduce_bias) {
@@ -411,6 +413,7 @@ impl GatedBlock {
 
     /// The spatial conv (+ bias, ReLU) and the expand conv (+ bias, added to `x`) at the pixels
     /// of one `tile`.
+    #[allow(clippy::too_many_arguments)]
     fn spatial_expand_tile(
         &self,
         x: &mut [f32],
@@ -419,6 +422,7 @@ impl GatedBlock {
         columns: &mut [f32],
         spatial: &mut [f32],
         result: &mut [f32],
+        gemm: &mut GemmScratch,
     ) {
         let (c, mid, h, w) = (self.channels, self.mid, self.height, self.width);
         let n = h * w;
@@ -455,7 +459,7 @@ impl GatedBlock {
         let spatial = &mut spatial[..t * mid];
         let ws = (self.spatial_weights.as_ptr(), 1, depth);
         // SAFETY: columns is t × depth, the weights mid × depth (read transposed), spatial t × mid.
-        unsafe { sgemm((t, depth, mid), (columns.as_ptr(), depth, 1), ws, 0.0, (spatial.as_mut_ptr(), mid, 1)) };
+        unsafe { sgemm((t, depth, mid), (columns.as_ptr(), depth, 1), ws, 0.0, (spatial.as_mut_ptr(), mid, 1), gemm) };
         bias_relu_rows(spatial, &self.spatial_bias);
         // expand: (C × t) = W (C × mid) · spatialᵀ (mid × t).
         let we = (self.expand_weights.as_ptr(), mid, 1);
@@ -467,11 +471,11 @@ impl GatedBlock {
                 plane[first..first + t].iter_mut().for_each(|v| *v += b);
             }
             // SAFETY: element (co, j) is x[co·n + first + j], inside x as first + t ≤ n.
-            unsafe { sgemm((c, mid, t), we, sp, 1.0, (x[first..].as_mut_ptr(), n, 1)) };
+            unsafe { sgemm((c, mid, t), we, sp, 1.0, (x[first..].as_mut_ptr(), n, 1), gemm) };
         } else {
             let result = &mut result[..c * t];
             // SAFETY: result is C × t.
-            unsafe { sgemm((c, mid, t), we, sp, 0.0, (result.as_mut_ptr(), t, 1)) };
+            unsafe { sgemm((c, mid, t), we, sp, 0.0, (result.as_mut_ptr(), t, 1), gemm) };
             for ((plane, values), b) in x.chunks_exact_mut(n).zip(result.chunks_exact(t)).zip(&self.expand_bias) {
                 tile.iter().zip(values).for_each(|(&p, &v)| plane[p as usize] += v + b);
             }
@@ -488,6 +492,7 @@ impl GatedBlock {
         grow(&mut scratch.columns, (c * tile).max(tile * self.geometry.taps() * mid));
         grow(&mut scratch.spatial, tile * mid);
         grow(&mut scratch.result, c * tile);
+        scratch.gemm.reserve(n, c.max(self.geometry.taps() * mid), c.max(mid));
         // The dense branch path saves at most 1/5 of the pixels.
         grow(&mut scratch.saved, c * (n / DENSE_BRANCH_DENOMINATOR + 1));
         scratch.inactive.reserve(n.saturating_sub(scratch.inactive.len()));

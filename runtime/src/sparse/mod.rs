@@ -36,6 +36,7 @@ mod extract_proto;
 mod gated_block;
 #[cfg(test)]
 mod gated_block_tests;
+pub mod gemm;
 mod geometry;
 mod im2col;
 mod multipool;

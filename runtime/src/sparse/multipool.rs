@@ -49,7 +49,7 @@ pub struct MultiPool {
 }
 
 /// Working memory of [`MultiPool::run`]; grows on the first call with a given shape and never
-/// shrinks, so later calls do not allocate (apart from matrixmultiply's packing buffer).
+/// shrinks, so later calls do not allocate.
 #[derive(Debug, Default)]
 pub struct MultiPoolScratch {
     scores: Vec<f32>,

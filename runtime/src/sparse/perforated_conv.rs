@@ -1,4 +1,5 @@
 use super::active::ActiveSet;
+use super::gemm::{self, GemmScratch};
 use super::geometry::ConvGeometry;
 use super::im2col::{gather_columns, grow, TapTables};
 use crate::error::{PagError, Result};
@@ -27,20 +28,23 @@ pub struct PerforatedConv {
 
 /// Working memory of [`PerforatedConv::run`]: the im2col tile, the GEMM result tile and the
 /// per-pixel tables. Grows to the largest conv it has served and never shrinks, so a warmed-up
-/// scratch makes `run` allocation-free (apart from matrixmultiply's internal packing buffer).
+/// scratch makes `run` allocation-free.
 /// One scratch can serve any number of convs, one call at a time.
 #[derive(Debug, Default)]
 pub struct ConvScratch {
     columns: Vec<f32>,
     result: Vec<f32>,
     tables: TapTables,
+    gemm: GemmScratch,
 }
 
 impl ConvScratch {
     /// Bytes currently reserved; stops changing once the scratch has warmed up.
     pub fn allocated_bytes(&self) -> usize {
         use std::mem::size_of;
-        (self.columns.capacity() + self.result.capacity()) * size_of::<f32>() + self.tables.allocated_bytes()
+        (self.columns.capacity() + self.result.capacity()) * size_of::<f32>()
+            + self.tables.allocated_bytes()
+            + self.gemm.allocated_bytes()
     }
 }
 
@@ -171,6 +175,7 @@ impl PerforatedConv {
         grow(&mut scratch.columns, depth * n);
         grow(&mut scratch.result, self.out_channels * n);
         scratch.tables.reserve(self.geometry.taps(), n);
+        scratch.gemm.reserve(self.out_channels, depth, n);
     }
 
     /// The dense baseline: the same kernel over every output pixel (tiles are then contiguous,
@@ -196,26 +201,19 @@ impl PerforatedConv {
         beta: f32,
         c: *mut f32,
         c_stride: usize,
+        scratch: &mut GemmScratch,
     ) {
         // SAFETY: the weights are `out_channels × depth` row-major (length checked in `new`); the
         // caller guarantees B and C.
         unsafe {
-            matrixmultiply::sgemm(
-                self.out_channels,
-                depth,
-                n,
-                1.0,
-                self.weights.as_ptr(),
-                depth as isize,
-                1,
-                b,
-                b_stride as isize,
-                1,
+            gemm::sgemm(
+                (self.out_channels, depth, n),
+                (self.weights.as_ptr(), depth, 1),
+                (b, b_stride, 1),
                 beta,
-                c,
-                c_stride as isize,
-                1,
-            );
+                (c, c_stride, 1),
+                scratch,
+            )
         }
     }
 
@@ -257,12 +255,23 @@ impl PerforatedConv {
             // the pointwise path, inside `input` (last read: (depth−1)·plane_in + first + n − 1 <
             // input.len()); C element (co, j) is output[co·plane_out + first + j], inside
             // `output` because first + n ≤ plane_out and output.len() = out_channels·plane_out.
-            unsafe { self.gemm(depth, n, b_ptr, b_row_stride, 1.0, output[first..].as_mut_ptr(), plane_out) }
+            unsafe {
+                self.gemm(
+                    depth,
+                    n,
+                    b_ptr,
+                    b_row_stride,
+                    1.0,
+                    output[first..].as_mut_ptr(),
+                    plane_out,
+                    &mut scratch.gemm,
+                )
+            }
         } else {
             grow(&mut scratch.result, self.out_channels * n);
             let result = &mut scratch.result[..self.out_channels * n];
             // SAFETY: A as above; B as above; C is `out_channels × n` row-major in `result`.
-            unsafe { self.gemm(depth, n, b_ptr, b_row_stride, 0.0, result.as_mut_ptr(), n) }
+            unsafe { self.gemm(depth, n, b_ptr, b_row_stride, 0.0, result.as_mut_ptr(), n, &mut scratch.gemm) }
             for ((out_plane, values), &b) in
                 output.chunks_exact_mut(plane_out).zip(result.chunks_exact(n)).zip(&self.bias)
             {
