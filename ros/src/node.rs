@@ -94,6 +94,8 @@ struct Shared {
     stats: Stats,
     slot: LatestSlot<InFrame>,
     camera_info: Mutex<Option<CameraInfo>>,
+    /// The model the inference thread runs: (path, whole-network dense MACs).
+    current_model: Mutex<(String, u64)>,
     stop: AtomicBool,
 }
 
@@ -188,6 +190,7 @@ pub fn run(settings: Settings) -> anyhow::Result<Summary> {
     let config = settings.config.clone();
     let first_model = load_model(&config.model_path).map_err(|e| anyhow!(e))?;
     let hfov = first_model.info.camera_hfov_deg.unwrap_or(pag_models::DEFAULT_HFOV_DEG);
+    let dense_macs = first_model.dense_macs;
     let shared = Arc::new(Shared {
         config: Mutex::new(config.clone()),
         generation: AtomicU64::new(1),
@@ -195,6 +198,7 @@ pub fn run(settings: Settings) -> anyhow::Result<Summary> {
         stats: Stats::default(),
         slot: LatestSlot::new(),
         camera_info: Mutex::new(None),
+        current_model: Mutex::new((config.model_path.clone(), dense_macs)),
         stop: AtomicBool::new(false),
     });
 
@@ -329,10 +333,8 @@ pub fn run(settings: Settings) -> anyhow::Result<Summary> {
             }
             next += period;
             let config = lock(&ds.config).clone();
-            let (name, dense_macs) = match ds.model(&config.model_path) {
-                Ok(m) => (model_name(&config.model_path), m.dense_macs),
-                Err(_) => (model_name(&config.model_path), 0),
-            };
+            let (path, dense_macs) = lock(&ds.current_model).clone();
+            let name = model_name(&path);
             let ctx = DiagContext {
                 config: &config,
                 model_name: &name,
@@ -450,6 +452,7 @@ fn inference_loop(shared: &Shared, out: Outputs, frames: Option<u64>) -> anyhow:
                 {
                     Ok((m, s)) => {
                         info!("switched to model {}", config.model_path);
+                        *lock(&shared.current_model) = (config.model_path.clone(), m.dense_macs);
                         model = m;
                         model_path = config.model_path.clone();
                         session = s;

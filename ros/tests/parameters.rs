@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use pag_ros::msg::{self, DiagnosticArray, DiagnosticStatus, Image};
+use pag_ros::msg::{self, BatteryState, DiagnosticArray, DiagnosticStatus, Image};
 use pag_ros::node::{diagnostics_qos, output_qos};
 use ros2_client::rcl_interfaces::{
     GetParametersRequest, GetParametersResponse, SetParametersRequest, SetParametersResponse,
@@ -22,6 +22,7 @@ struct Peer {
     get: ros2_client::Client<GetParametersRequest, GetParametersResponse>,
     diagnostics: ros2_client::Subscription<DiagnosticArray>,
     ponder: ros2_client::Subscription<Image>,
+    battery: ros2_client::Publisher<BatteryState>,
 }
 
 fn call<Req: Message + Clone + 'static, Resp: Message + 'static>(c: &ros2_client::Client<Req, Resp>, req: Req) -> Resp {
@@ -73,9 +74,13 @@ impl Peer {
         let diagnostics = node.create_subscription(&t, None).unwrap();
         let t = node.create_topic(&Name::parse("/pag/ponder").unwrap(), msg::image_type(), &output_qos()).unwrap();
         let ponder = node.create_subscription(&t, None).unwrap();
+        let t = node
+            .create_topic(&Name::parse("/battery_state").unwrap(), msg::battery_state_type(), &output_qos())
+            .unwrap();
+        let battery = node.create_publisher(&t, None).unwrap();
         let spinner = node.spinner().unwrap();
         std::thread::spawn(move || futures::executor::block_on(spinner.spin()));
-        Peer { node, set, get, diagnostics, ponder }
+        Peer { node, set, get, diagnostics, ponder, battery }
     }
 
     fn set(&self, name: &str, value: ParameterValue) -> (bool, String) {
@@ -108,14 +113,18 @@ impl Peer {
         panic!("timed out waiting for {what}; last status {last:#?}");
     }
 
-    /// Mean of the next ponder map published after now.
-    fn next_ponder_mean(&self) -> f64 {
+    /// Mean, width and height of the next ponder map published after now.
+    fn next_ponder(&self) -> (f64, u32, u32) {
         while let Ok(Some(_)) = self.ponder.take() {}
         let end = Instant::now() + Duration::from_secs(30);
         while Instant::now() < end {
             if let Ok(Some((img, _))) = self.ponder.take() {
                 assert_eq!(img.encoding, "mono8");
-                return img.data.iter().map(|&v| v as f64).sum::<f64>() / img.data.len() as f64;
+                return (
+                    img.data.iter().map(|&v| v as f64).sum::<f64>() / img.data.len() as f64,
+                    img.width,
+                    img.height,
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -131,7 +140,11 @@ fn num(s: &DiagnosticStatus, key: &str) -> f64 {
 fn parameters_change_at_run_time_and_invalid_values_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let domain = common::domain(2);
-    let mut node = common::NodeProcess::spawn(domain, &["--synthetic", "--rate-hz", "8"], dir.path());
+    let mut node = common::NodeProcess::spawn(
+        domain,
+        &["--synthetic", "--rate-hz", "8", "--width", "640", "--height", "480"],
+        dir.path(),
+    );
     let peer = Peer::new(domain);
 
     let s = peer.wait_status("dense frames", |s| num(s, "frames_processed") >= 2.0);
@@ -140,7 +153,8 @@ fn parameters_change_at_run_time_and_invalid_values_are_rejected() {
     // Dense still skips some MultiPool convs (their branch choice is not gated by ρ).
     let dense_fraction = num(&s, "macs_executed_fraction");
     assert!(dense_fraction > 0.5, "{s:#?}");
-    let dense_ponder = peer.next_ponder_mean();
+    let (dense_ponder, w, h) = peer.next_ponder();
+    assert_eq!((w, h), (320, 240), "outputs at the model's resolution");
     assert_eq!(peer.get("rho"), ParameterValue::Double(0.5));
 
     assert_eq!(peer.set("rho", ParameterValue::Double(0.3)), (true, String::new()));
@@ -152,7 +166,7 @@ fn parameters_change_at_run_time_and_invalid_values_are_rejected() {
         s.get("last_frame_mode") == Some("budget:0.3") && num(s, "macs_executed_fraction") < dense_fraction - 0.1
     });
     println!("executed MAC fraction: dense {dense_fraction}, budget 0.3 {}", num(&s, "macs_executed_fraction"));
-    let budget_ponder = peer.next_ponder_mean();
+    let budget_ponder = peer.next_ponder().0;
     println!("ponder mean: dense {dense_ponder:.2}, budget 0.3 {budget_ponder:.2}");
     assert!(budget_ponder < 0.8 * dense_ponder, "ponder map did not thin out: {dense_ponder} → {budget_ponder}");
 
@@ -178,6 +192,33 @@ fn parameters_change_at_run_time_and_invalid_values_are_rejected() {
     let s =
         peer.wait_status("deadline misses", |s| num(s, "deadline_misses") >= 1.0 && s.level == DiagnosticStatus::WARN);
     assert_eq!(s.get("deadline_ms"), Some("0.001"));
+
+    // Battery policy `scale`: ρ is capped by the battery fraction (0.2, floored at 0.25).
+    assert!(peer.set("battery_policy", ParameterValue::String("scale".into())).0);
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let _ = peer.battery.publish(BatteryState { percentage: 0.2, present: true, ..Default::default() });
+        let s = peer.wait_status("a status", |_| true);
+        if s.get("last_frame_mode") == Some("budget:0.25") {
+            assert_eq!(s.get("battery_fraction"), Some("0.200"));
+            assert_eq!(s.get("effective_rho"), Some("0.25"));
+            break;
+        }
+        assert!(Instant::now() < end, "battery cap not applied: {s:#?}");
+    }
+    assert!(peer.set("battery_policy", ParameterValue::String("off".into())).0);
+
+    // Output resolution and model path change at run time too.
+    assert!(peer.set("output_resolution", ParameterValue::String("input".into())).0);
+    let end = Instant::now() + Duration::from_secs(30);
+    while peer.next_ponder().1 != 640 {
+        assert!(Instant::now() < end, "ponder map never came at the input resolution");
+    }
+    let copy = dir.path().join("copy_of_shipped.onnx");
+    std::fs::copy(common::model_path(), &copy).unwrap();
+    let (ok, reason) = peer.set("model_path", ParameterValue::String(copy.to_str().unwrap().into()));
+    assert!(ok, "{reason}");
+    peer.wait_status("the new model", |s| s.get("model") == Some("copy_of_shipped.onnx"));
     assert!(node.is_running(), "{}", node.log());
     drop(peer.node);
 }
