@@ -482,23 +482,31 @@ fn inference_loop(shared: &Shared, out: Outputs, frames: Option<u64>) -> anyhow:
         let h = &frame.header;
         let (oh, ow) = o.labels.dim();
         let p = config.publish;
+        let mut marks = [0f64; 5];
+        let mark = |i: usize, marks: &mut [f64; 5]| marks[i] = t1.elapsed().as_secs_f64() * 1e3;
         if p.labels {
             count(&shared.stats, out.labels.publish(convert::mono8(h, &o.labels)));
         }
+        mark(0, &mut marks);
         if p.segmentation {
             count(&shared.stats, out.segmentation.publish(convert::colorized(h, &o.labels, &colours)));
         }
+        mark(1, &mut marks);
         if p.depth {
             count(&shared.stats, out.depth.publish(convert::depth32(h, &o.depth)));
         }
+        mark(2, &mut marks);
         if p.normals {
             count(&shared.stats, out.normals.publish(convert::normals32(h, &o.normals)));
         }
+        mark(3, &mut marks);
         if p.ponder {
             if let Some(map) = session.ponder_map() {
                 count(&shared.stats, out.ponder.publish(convert::mono8(h, &convert::resize_nearest(&map, oh, ow))));
             }
         }
+        mark(4, &mut marks);
+        debug!("publish marks (ms after inference: labels, segmentation, depth, normals, ponder): {marks:.3?}");
         let info = lock(&shared.camera_info).clone();
         if let Some(ci) = info.and_then(|i| convert::scaled_camera_info(&i, h, ow as u32, oh as u32)) {
             count(&shared.stats, out.camera_info.publish(ci));
