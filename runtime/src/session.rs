@@ -236,7 +236,7 @@ impl Session {
                 r
             }),
         };
-        let mut outs: Vec<Option<TValue>> = outs.map_err(tract_err("run"))?.into_iter().map(Some).collect();
+        let mut outs: TVec<Option<TValue>> = outs.map_err(tract_err("run"))?.into_iter().map(Some).collect();
         self.update_telemetry();
         let m = &self.model;
         Ok(m.output_index.map(|i| outs[i].take().expect("distinct output indices")))

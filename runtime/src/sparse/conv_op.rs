@@ -25,6 +25,7 @@ impl Eq for PagConvOp {}
 #[derive(Debug, Default)]
 struct ConvState {
     scratch: ConvScratch,
+    output: super::tract_ops::OutputSlot,
 }
 
 impl Clone for ConvState {
@@ -71,15 +72,16 @@ impl OpState for ConvState {
         let input = view.as_slice().context("conv input is not contiguous")?;
         let g = op.conv.geometry();
         let shape = [1, op.conv.out_channels(), g.out_height(), g.out_width()];
-        // SAFETY: f32 has no invalid bit patterns, and the dense conv writes every output element.
-        let mut out = unsafe { Tensor::uninitialized::<f32>(&shape)? };
-        let mut out_view = out.to_plain_array_view_mut::<f32>()?;
-        let output = out_view.as_slice_mut().context("conv output is not contiguous")?;
-        op.conv.run_dense(input, output, &mut self.scratch)?;
-        if op.relu {
-            output.iter_mut().for_each(|v| *v = v.max(0.0));
-        }
-        Ok(tvec!(out.into_tvalue()))
+        let scratch = &mut self.scratch;
+        // The dense conv writes every output element.
+        let out = self.output.fill(&shape, |output| {
+            op.conv.run_dense(input, output, scratch)?;
+            if op.relu {
+                output.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+            Ok(())
+        })?;
+        Ok(tvec!(out))
     }
 
     fn reset_lanes(&mut self, _lanes: &[LaneId]) -> TractResult<()> {

@@ -60,6 +60,6 @@ pub use geometry::ConvGeometry;
 pub use multipool::{MultiPool, MultiPoolBranch, MultiPoolScratch, MultiPoolStats};
 pub use perforated_conv::{ConvScratch, PerforatedConv};
 pub use reference::reference_conv;
-pub use resize::resize_bilinear_half_pixel;
+pub use resize::{resize_bilinear_half_pixel, resize_bilinear_half_pixel_with, ResizeScratch};
 pub use resize_op::PagResizeOp;
 pub use tract_ops::{mode_from_rho, PagGatedBlockOp, PagMultiPoolOp};

@@ -12,17 +12,24 @@ struct Tap {
 
 /// The taps of an axis resized from `len_in` to `len_out`: source coordinate
 /// `(dst + 0.5) / (len_out / len_in) - 0.5`, clamped to `[0, len_in - 1]`.
-fn axis_taps(len_in: usize, len_out: usize) -> Vec<Tap> {
+fn axis_taps(taps: &mut Vec<Tap>, len_in: usize, len_out: usize) {
     let scale = len_out as f32 / len_in as f32;
     let last = len_in.saturating_sub(1);
-    (0..len_out)
-        .map(|d| {
-            let src = ((d as f32 + 0.5) / scale - 0.5).clamp(0.0, last as f32);
-            let i0 = (src.floor() as usize).min(last);
-            let i1 = (i0 + 1).min(last);
-            Tap { i0, i1, w: src - i0 as f32 }
-        })
-        .collect()
+    taps.clear();
+    taps.extend((0..len_out).map(|d| {
+        let src = ((d as f32 + 0.5) / scale - 0.5).clamp(0.0, last as f32);
+        let i0 = (src.floor() as usize).min(last);
+        let i1 = (i0 + 1).min(last);
+        Tap { i0, i1, w: src - i0 as f32 }
+    }));
+}
+
+/// Working memory of [`resize_bilinear_half_pixel_with`]: grows once per larger size.
+#[derive(Debug, Default, Clone)]
+pub struct ResizeScratch {
+    rows: Vec<Tap>,
+    cols: Vec<Tap>,
+    wide: Vec<f32>,
 }
 
 /// Resizes `c` channels of `ih × iw` (`input`, channel-major, contiguous) to `oh × ow`
@@ -41,22 +48,42 @@ pub fn resize_bilinear_half_pixel(
     oh: usize,
     ow: usize,
 ) {
+    resize_bilinear_half_pixel_with(input, c, ih, iw, output, oh, ow, &mut ResizeScratch::default());
+}
+
+/// [`resize_bilinear_half_pixel`] with caller-owned working memory: allocation-free once
+/// `scratch` has served this size.
+#[allow(clippy::too_many_arguments)]
+pub fn resize_bilinear_half_pixel_with(
+    input: &[f32],
+    c: usize,
+    ih: usize,
+    iw: usize,
+    output: &mut [f32],
+    oh: usize,
+    ow: usize,
+    scratch: &mut ResizeScratch,
+) {
     assert_eq!(input.len(), c * ih * iw, "input length");
     assert_eq!(output.len(), c * oh * ow, "output length");
     if output.is_empty() {
         return;
     }
     assert!(ih > 0 && iw > 0, "cannot resize an empty map to a non-empty one");
-    let rows = axis_taps(ih, oh);
-    let cols = axis_taps(iw, ow);
+    let ResizeScratch { rows, cols, wide } = scratch;
+    axis_taps(rows, ih, oh);
+    axis_taps(cols, iw, ow);
     // Columns first, once per input row (`ih` rows, not `oh`), kept in a two-row cache keyed by
     // input row; each output row is then a vectorisable blend of two cached wide rows.
-    let mut wide = vec![0f32; 2 * ow];
+    if wide.len() < 2 * ow {
+        wide.resize(2 * ow, 0.0);
+    }
+    let (rows, cols, wide) = (&rows[..], &cols[..], &mut wide[..2 * ow]);
     for (plane_in, plane_out) in input.chunks_exact(ih * iw).zip(output.chunks_exact_mut(oh * ow)) {
         let mut cached = [usize::MAX; 2];
         let widen = |slot: &mut [f32], r: usize| {
             let src = &plane_in[r * iw..][..iw];
-            for (o, col) in slot.iter_mut().zip(&cols) {
+            for (o, col) in slot.iter_mut().zip(cols) {
                 *o = src[col.i0] + col.w * (src[col.i1] - src[col.i0]);
             }
         };

@@ -2,7 +2,8 @@
 //! generic `Resize` for bilinear `half_pixel` upsamplings of NCHW f32 maps.
 use tract_onnx::tract_core::internal::*;
 
-use super::resize::resize_bilinear_half_pixel;
+use super::resize::{resize_bilinear_half_pixel_with, ResizeScratch};
+use super::tract_ops::OutputSlot;
 
 /// Bilinear resize (ONNX `half_pixel`, clamped edges) of the last two axes of a 4-D f32 tensor
 /// `[N, C, ih, iw]` to `[N, C, oh, ow]`. Input: the tensor; output: the resized tensor.
@@ -27,21 +28,40 @@ impl Op for PagResizeOp {
 }
 
 impl EvalOp for PagResizeOp {
-    op_out_of_plan!();
+    not_out_of_plan!();
 
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn state(&self, _ctx: &EvalContext) -> TractResult<Option<Box<dyn OpState>>> {
+        Ok(Some(Box::<ResizeState>::default()))
+    }
+}
+
+/// Per-session working memory and output buffer of a [`PagResizeOp`].
+#[derive(Debug, Default, Clone)]
+struct ResizeState {
+    scratch: ResizeScratch,
+    output: OutputSlot,
+}
+
+impl OpState for ResizeState {
+    fn eval(&mut self, _ctx: &EvalContext, op: &dyn Op, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let op = op.downcast_ref::<PagResizeOp>().context("PagResize state given another op")?;
         let x = args_1!(inputs);
         let shape = x.shape();
         ensure!(shape.len() == 4, "PagResize expects a 4-D input, got {shape:?}");
         let (n, c, ih, iw) = (shape[0], shape[1], shape[2], shape[3]);
         let view = x.to_plain_array_view::<f32>()?;
         let input = view.as_slice().context("Resize input is not contiguous")?;
-        // SAFETY: f32 has no invalid bit patterns, and the kernel writes every output element.
-        let mut out = unsafe { Tensor::uninitialized::<f32>(&[n, c, self.oh, self.ow])? };
-        let mut out_view = out.to_plain_array_view_mut::<f32>()?;
-        let output = out_view.as_slice_mut().context("Resize output is not contiguous")?;
-        resize_bilinear_half_pixel(input, n * c, ih, iw, output, self.oh, self.ow);
-        Ok(tvec!(out.into_tvalue()))
+        let scratch = &mut self.scratch;
+        // The kernel writes every output element.
+        let out = self.output.fill(&[n, c, op.oh, op.ow], |output| {
+            resize_bilinear_half_pixel_with(input, n * c, ih, iw, output, op.oh, op.ow, scratch);
+            Ok(())
+        })?;
+        Ok(tvec!(out))
+    }
+
+    fn reset_lanes(&mut self, _lanes: &[LaneId]) -> TractResult<()> {
+        Ok(())
     }
 }
 

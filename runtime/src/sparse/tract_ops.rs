@@ -11,6 +11,45 @@ use super::gated_block::{BlockStats, GatedBlock, GatedBlockScratch};
 use super::multipool::{MultiPool, MultiPoolScratch, MultiPoolStats};
 use crate::mode::ComputeMode;
 
+/// An op's output tensor kept in its per-session state and reused frame after frame: once the
+/// plan has dropped the previous frame's value, the same buffer (and its `Arc`) is handed out
+/// again, so a steady-state frame allocates nothing for it.
+#[derive(Debug, Default)]
+pub(crate) struct OutputSlot(Option<Arc<Tensor>>);
+
+impl OutputSlot {
+    /// Runs `fill` on an f32 tensor of `shape` and returns it as the op's output value. `fill`
+    /// must write every element: the tensor holds the previous frame's values or is
+    /// uninitialised.
+    pub(crate) fn fill(
+        &mut self,
+        shape: &[usize],
+        fill: impl FnOnce(&mut [f32]) -> TractResult<()>,
+    ) -> TractResult<TValue> {
+        let mut arc = match self.0.take() {
+            Some(t) if t.shape() == shape => t,
+            // SAFETY: f32 has no invalid bit patterns; `fill` writes every element.
+            _ => Arc::new(unsafe { Tensor::uninitialized::<f32>(shape)? }),
+        };
+        if Arc::get_mut(&mut arc).is_none() {
+            // The graph still holds last frame's value (not expected): use a fresh buffer.
+            // SAFETY: as above.
+            arc = Arc::new(unsafe { Tensor::uninitialized::<f32>(shape)? });
+        }
+        let tensor = Arc::get_mut(&mut arc).expect("unique output tensor");
+        let mut view = tensor.to_plain_array_view_mut::<f32>()?;
+        fill(view.as_slice_mut().context("output is not contiguous")?)?;
+        self.0 = Some(arc.clone());
+        Ok(TValue::from_const(arc))
+    }
+}
+
+impl Clone for OutputSlot {
+    fn clone(&self) -> Self {
+        OutputSlot::default()
+    }
+}
+
 /// The compute mode the contract's ρ input encodes (≥ 1 → dense, ≤ 0 → native, else a budget).
 pub fn mode_from_rho(rho: f32) -> ComputeMode {
     if rho >= 1.0 {
@@ -90,11 +129,13 @@ impl OpState for GatedBlockState {
         let op = op.downcast_ref::<PagGatedBlockOp>().context("PagGatedBlock state given another op")?;
         let (x, rho) = args_2!(inputs);
         let rho = *rho.to_plain_array_view::<f32>()?.iter().next().context("ρ input is empty")?;
-        let mut out = x.into_tensor();
-        let mut view = out.to_plain_array_view_mut::<f32>()?;
+        // In place: the plan hands over its last reference to the block input, so this neither
+        // copies nor allocates (`make_mut` copies only if something else still holds it).
+        let mut out = x.into_arc_tensor();
+        let mut view = Arc::make_mut(&mut out).to_plain_array_view_mut::<f32>()?;
         let slice = view.as_slice_mut().context("block input is not contiguous")?;
         self.stats = Some(op.block.run_in_place(slice, mode_from_rho(rho), &mut self.scratch)?);
-        Ok(tvec!(out.into_tvalue()))
+        Ok(tvec!(TValue::from_const(out)))
     }
 
     fn reset_lanes(&mut self, _lanes: &[LaneId]) -> TractResult<()> {
@@ -132,6 +173,7 @@ impl Eq for PagMultiPoolOp {}
 #[derive(Debug, Default)]
 struct MultiPoolState {
     scratch: MultiPoolScratch,
+    output: OutputSlot,
     /// Stats of the last run; `None` before the first.
     stats: Option<MultiPoolStats>,
 }
@@ -176,11 +218,12 @@ impl OpState for MultiPoolState {
         let x = args_1!(inputs);
         let view = x.to_plain_array_view::<f32>()?;
         let input = view.as_slice().context("MultiPool input is not contiguous")?;
-        let mut out = Tensor::zero::<f32>(x.shape())?;
-        let mut out_view = out.to_plain_array_view_mut::<f32>()?;
-        let output = out_view.as_slice_mut().context("MultiPool output is not contiguous")?;
-        self.stats = Some(op.module.run(input, output, &mut self.scratch)?);
-        Ok(tvec!(out.into_tvalue()))
+        let (module, scratch, stats) = (&op.module, &mut self.scratch, &mut self.stats);
+        let out = self.output.fill(x.shape(), |output| {
+            *stats = Some(module.run(input, output, scratch)?);
+            Ok(())
+        })?;
+        Ok(tvec!(out))
     }
 
     fn reset_lanes(&mut self, _lanes: &[LaneId]) -> TractResult<()> {

@@ -1,0 +1,98 @@
+//! Heap allocations per frame after warm-up, counted by a global allocator wrapper (this test
+//! binary only): pagrt's own operators (gated blocks, MultiPool, resize, conv) must allocate
+//! nothing once warm; what tract's remaining operators and the returned `Outputs` allocate is
+//! printed (`cargo test --release --test allocations -- --nocapture`).
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use pag_runtime::{ComputeMode, Execution, PagModel, Session};
+
+mod common;
+
+struct Counting;
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+static BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn counters() -> (u64, u64) {
+    (ALLOCS.load(Ordering::Relaxed), BYTES.load(Ordering::Relaxed))
+}
+
+const OURS: [&str; 4] = ["PagGatedBlock", "PagMultiPool", "PagResize", "PagConv"];
+
+#[test]
+fn pagrt_operators_allocate_nothing_after_warm_up() {
+    let model = Arc::new(PagModel::load_with(common::shipped_model(), Execution::Sparse).unwrap());
+    let (h, w) = (model.info.input.height, model.info.input.width);
+    let rgb = ndarray::Array3::<u8>::from_shape_fn((h, w, 3), |(y, x, c)| ((y * 7 + x * 3 + c * 50) % 256) as u8);
+    let mut session = Session::new(model).unwrap();
+    // Warm up every mode once (scratch grows to what any mode needs), then switch modes freely.
+    let modes = [
+        ComputeMode::Dense,
+        ComputeMode::Budget(0.9),
+        ComputeMode::Budget(0.5),
+        ComputeMode::Budget(0.2),
+        ComputeMode::Native,
+    ];
+    for mode in modes {
+        session.set_mode(mode);
+        session.run(rgb.view()).unwrap();
+    }
+    let frames = 3u64;
+    for mode in modes {
+        session.set_mode(mode);
+        // Per operator type: (allocations, bytes), attributed without allocating in the callback.
+        let mut ours = [(0u64, 0u64); OURS.len()];
+        let mut theirs = (0u64, 0u64);
+        let start = counters();
+        for _ in 0..frames {
+            let mut last = counters();
+            let mut record = |op: &str, _node: &str, _seconds: f64| {
+                let now = counters();
+                let delta = (now.0 - last.0, now.1 - last.1);
+                match OURS.iter().position(|o| *o == op) {
+                    Some(i) => (ours[i].0 += delta.0, ours[i].1 += delta.1),
+                    None => (theirs.0 += delta.0, theirs.1 += delta.1),
+                };
+                last = now;
+            };
+            session.run_profiled(rgb.view(), &mut record).unwrap();
+        }
+        let total = (counters().0 - start.0, counters().1 - start.1);
+        println!(
+            "{mode}: per frame {} allocations / {} KiB in all; tract's operators {} / {} KiB; pagrt's {:?}",
+            total.0 / frames,
+            total.1 / frames / 1024,
+            theirs.0 / frames,
+            theirs.1 / frames / 1024,
+            ours.map(|o| o.0 / frames)
+        );
+        for (name, (allocs, bytes)) in OURS.iter().zip(ours) {
+            assert_eq!(
+                (allocs, bytes),
+                (0, 0),
+                "{name} allocated {allocs} times ({bytes} bytes) in {frames} frames of {mode}"
+            );
+        }
+    }
+}
