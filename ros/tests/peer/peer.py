@@ -16,7 +16,7 @@ import sys
 import time
 
 import numpy as np
-from cyclonedds.core import Policy, Qos
+from cyclonedds.core import Policy, Qos, ReadCondition, SampleState, InstanceState, ViewState, WaitSet
 from cyclonedds.domain import DomainParticipant
 from cyclonedds.pub import DataWriter
 from cyclonedds.sub import DataReader
@@ -68,6 +68,9 @@ class Peer:
         self.image_writer = DataWriter(self.dp, self.image_topic, qos=SENSOR_QOS)
         self.info_writer = DataWriter(self.dp, Topic(self.dp, "rt/camera/camera_info", CameraInfo), qos=SENSOR_QOS)
         self.battery_writer = DataWriter(self.dp, Topic(self.dp, "rt/battery_state", BatteryState), qos=RELIABLE_QOS)
+        self.waitset = WaitSet(self.dp)
+        for r in list(self.readers.values()) + [self.diag_reader]:
+            self.waitset.attach(ReadCondition(r, SampleState.Any | ViewState.Any | InstanceState.Any))
         self.received = {}  # (topic, sec, nanosec) → (msg, arrival time)
         self.last_diag = None
 
@@ -82,6 +85,11 @@ class Peer:
                 self.last_diag = {kv.key: kv.value for kv in m.status[0].values}
                 self.last_diag["_level"] = m.status[0].level
                 self.last_diag["_message"] = m.status[0].message
+
+    def wait(self, seconds):
+        """Blocks until some reader has data (or `seconds` pass), then polls."""
+        self.waitset.wait(duration(microseconds=max(1, int(seconds * 1e6))))
+        self.poll()
 
     def outputs_for(self, sec, nanosec, topics):
         got = {t: self.received.get((t, sec, nanosec)) for t in topics}
@@ -298,8 +306,7 @@ def cmd_latency(args):
             peer.image_writer.write(msg)
             end = time.perf_counter() + 1.0
             while got is None and time.perf_counter() < end:
-                peer.poll()  # tight poll: arrival times within ~0.2 ms
-                time.sleep(0.0002)
+                peer.wait(end - time.perf_counter())  # wakes as soon as a sample arrives
                 got = peer.outputs_for(sec, nanosec, topics)
             if got is not None:
                 break
