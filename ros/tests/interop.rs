@@ -12,7 +12,7 @@ use std::time::Duration;
 use ndarray::{Array2, Array3};
 use ndarray_npy::{read_npy, write_npy};
 use pag_models::{Intrinsics, Scene};
-use pag_runtime::{PagModel, Session};
+use pag_runtime::{PagModel, Resolution, Session};
 
 struct Case {
     file: String,
@@ -29,6 +29,15 @@ fn render(seed: u64, w: u32, h: u32) -> Array3<u8> {
 
 #[test]
 fn cyclone_peer_sees_every_output_with_the_runtimes_values() {
+    interop(Resolution::Model, 0);
+}
+
+#[test]
+fn cyclone_peer_sees_outputs_at_the_input_resolution() {
+    interop(Resolution::Input, 5);
+}
+
+fn interop(resolution: Resolution, domain_k: u16) {
     if !common::cyclone_available() {
         return;
     }
@@ -56,13 +65,19 @@ fn cyclone_peer_sees_every_output_with_the_runtimes_values() {
     }
     let model = Arc::new(PagModel::load_with(common::model_path(), pag_runtime::Execution::Sparse).unwrap());
     let (mh, mw) = (model.info.input.height, model.info.input.width);
-    let spec = serde_json_like(&cases, mh, mw, model.info.class_names.len(), 4.0);
+    let output_hw = match resolution {
+        Resolution::Model => format!("[{mh}, {mw}]"),
+        Resolution::Input => "\"input\"".to_owned(),
+    };
+    let spec = serde_json_like(&cases, &output_hw, model.info.class_names.len(), 4.0);
     std::fs::write(dir.path().join("cases.json"), spec).unwrap();
 
-    let domain = common::domain(0);
+    let domain = common::domain(domain_k);
     // A depth limit inside the rooms' range, so that the depth images carry NaNs (REP 118 invalid).
     let max_depth_m = 4.0;
-    let mut node = common::NodeProcess::spawn(domain, &["--max-depth-m", "4.0"], dir.path());
+    let res_arg = if resolution == Resolution::Input { "input" } else { "model" };
+    let mut node =
+        common::NodeProcess::spawn(domain, &["--max-depth-m", "4.0", "--output-resolution", res_arg], dir.path());
     let (ok, out) = common::run_peer(
         &["interop", "--domain", &domain.to_string(), "--cases", dir.path().to_str().unwrap(), "--timeout", "90"],
         Duration::from_secs(300),
@@ -72,6 +87,7 @@ fn cyclone_peer_sees_every_output_with_the_runtimes_values() {
     assert!(ok, "Cyclone peer checks failed:\n{out}\nnode log:\n{}", node.log());
 
     let mut session = Session::new(model.clone()).unwrap();
+    session.set_resolution(resolution);
     for (i, case) in cases.iter().enumerate() {
         let mut o = session.run(case.rgb.view()).unwrap();
         pag_ros::config::limit_depth(&mut o.depth, max_depth_m);
@@ -95,19 +111,20 @@ fn cyclone_peer_sees_every_output_with_the_runtimes_values() {
         let max = normals.iter().zip(o.normals.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(max <= 1e-5, "case {i}: normals differ by {max}");
         if let Some(p) = session.ponder_map() {
-            assert_eq!(get2("ponder"), p, "case {i}: ponder map differs");
+            let (h, w) = o.labels.dim();
+            assert_eq!(get2("ponder"), pag_ros::convert::resize_nearest(&p, h, w), "case {i}: ponder map differs");
         }
     }
 }
 
 /// cases.json for the peer (no serde_json dependency needed for this little document).
-fn serde_json_like(cases: &[Case], h: usize, w: usize, classes: usize, max_depth_m: f64) -> String {
+fn serde_json_like(cases: &[Case], output_hw: &str, classes: usize, max_depth_m: f64) -> String {
     let items: Vec<String> = cases
         .iter()
         .map(|c| format!(r#"{{"file": "{}", "encoding": "{}", "pad": {}}}"#, c.file, c.encoding, c.pad))
         .collect();
     format!(
-        r#"{{"output_hw": [{h}, {w}], "num_classes": {classes}, "max_depth_m": {max_depth_m}, "cases": [{}]}}"#,
+        r#"{{"output_hw": {output_hw}, "num_classes": {classes}, "max_depth_m": {max_depth_m}, "cases": [{}]}}"#,
         items.join(", ")
     )
 }

@@ -156,12 +156,12 @@ def set_battery(peer, percentage, expect, timeout=20.0):
 def cmd_interop(args):
     spec = json.load(open(os.path.join(args.cases, "cases.json")))
     peer = Peer(args.domain)
-    out_shape = tuple(spec["output_hw"])
     topics = list(OUTPUT_IMAGES) + ["camera_info"]
     for i, case in enumerate(spec["cases"]):
         rgb = np.load(os.path.join(args.cases, case["file"]))
         sec, nanosec, frame_id = 1_700_000_000 + i, 123_456_789 + i, f"cam_{i}"
         h, w, _ = rgb.shape
+        out_shape = (h, w) if spec["output_hw"] == "input" else tuple(spec["output_hw"])
         msg = image_msg(rgb, case["encoding"], sec, nanosec, frame_id, case.get("pad", 0))
         info = camera_info_msg(w, h, sec, nanosec, frame_id)
         end, got = time.time() + args.timeout, None
