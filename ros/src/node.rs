@@ -240,7 +240,7 @@ pub fn run(settings: Settings) -> anyhow::Result<Summary> {
         settings.domain_id, settings.image_topic, settings.namespace
     );
 
-    // DDS receive side: parameter services (spinner) and the three inputs.
+    // DDS receive side: the three inputs.
     let rx = shared.clone();
     std::thread::Builder::new().name("pag-dds".into()).spawn(move || {
         let s = &rx;
@@ -306,13 +306,15 @@ pub fn run(settings: Settings) -> anyhow::Result<Summary> {
             futures::future::ready(())
         });
         futures::executor::block_on(async {
-            let spin = async {
-                if let Err(e) = spinner.spin().await {
-                    error!("spinner stopped: {e:?}");
-                }
-            };
-            futures::join!(spin, image_loop, info_loop, battery_loop);
+            futures::join!(image_loop, info_loop, battery_loop);
         });
+    })?;
+    // Parameter services on their own thread: validating a new `model_path` loads the model,
+    // which must not stall the inputs.
+    std::thread::Builder::new().name("pag-parameters".into()).spawn(move || {
+        if let Err(e) = futures::executor::block_on(spinner.spin()) {
+            error!("spinner stopped: {e:?}");
+        }
     })?;
 
     // Diagnostics publisher.
