@@ -34,8 +34,8 @@ impl GemmScratch {
     pub fn reserve(&mut self, m: usize, k: usize, n: usize) {
         let big = m.max(n);
         let kc = k.min(KC);
-        // Upper bounds over both orientations and every ISA's tile (MR ≤ 8, NR ≤ 32).
-        let a = kc * (MC.min(big).div_ceil(8) * 8 + 8);
+        // Upper bounds over both orientations and every ISA's tile (MR ≤ 16, NR ≤ 32).
+        let a = kc * (MC.min(big).div_ceil(16) * 16 + 16);
         let b = kc * (big.div_ceil(32) * 32 + 32);
         if self.a.len() < a {
             self.a.resize(a, 0.0);
@@ -72,8 +72,7 @@ pub unsafe fn sgemm(
         #[cfg(target_arch = "x86_64")]
         {
             let avx2 = std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
-            // 32-wide tiles only pay when C has more than 16 columns.
-            if n > 16 && std::arch::is_x86_feature_detected!("avx512f") {
+            if std::arch::is_x86_feature_detected!("avx512f") {
                 return gemm_avx512(m, k, n, a, b, beta, c, scratch);
             }
             if avx2 {
@@ -85,7 +84,7 @@ pub unsafe fn sgemm(
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,fma")]
+#[target_feature(enable = "avx512f,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_avx512(
     m: usize,
@@ -98,7 +97,13 @@ unsafe fn gemm_avx512(
     s: &mut GemmScratch,
 ) {
     // SAFETY: forwarded.
-    unsafe { gemm_blocked::<8, 32>(|kc, a, b, d| kernel_avx512(kc, a, b, d), m, k, n, a, b, beta, c, s) }
+    unsafe {
+        if n <= 16 {
+            gemm_blocked::<16, 16>(|kc, a, b, d| kernel_avx512::<16, 16>(kc, a, b, d), m, k, n, a, b, beta, c, s)
+        } else {
+            gemm_blocked::<8, 32>(|kc, a, b, d| kernel_avx512::<8, 32>(kc, a, b, d), m, k, n, a, b, beta, c, s)
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -156,7 +161,10 @@ unsafe fn gemm_blocked<const MR: usize, const NR: usize>(
             for (p, row) in panel.chunks_exact_mut(NR).enumerate() {
                 // SAFETY: rows pc + p < k and columns j0 + j < n of B.
                 let src = unsafe { b.0.add((pc + p) * b.1 + j0 * b.2) };
-                if b.2 == 1 {
+                if b.2 == 1 && nr == NR {
+                    // SAFETY: NR contiguous elements of one row of B.
+                    row.copy_from_slice(unsafe { &*(src as *const [f32; NR]) });
+                } else if b.2 == 1 {
                     // SAFETY: nr contiguous elements of one row of B.
                     row[..nr].copy_from_slice(unsafe { std::slice::from_raw_parts(src, nr) });
                 } else {
@@ -178,12 +186,34 @@ unsafe fn gemm_blocked<const MR: usize, const NR: usize>(
             for (ip, panel) in apack.chunks_exact_mut(kc * MR).enumerate() {
                 let i0 = ic + ip * MR;
                 let mr = MR.min(m - i0);
-                for (p, col) in panel.chunks_exact_mut(MR).enumerate() {
-                    for (i, v) in col[..mr].iter_mut().enumerate() {
-                        // SAFETY: row i0 + i < m, column pc + p < k of A.
-                        *v = unsafe { *a.0.add((i0 + i) * a.1 + (pc + p) * a.2) };
+                if a.1 == 1 {
+                    // Column-major A: each packed column is a contiguous run.
+                    for (p, col) in panel.chunks_exact_mut(MR).enumerate() {
+                        // SAFETY: rows i0..i0 + mr < m of column pc + p < k of A.
+                        let src = unsafe { a.0.add(i0 + (pc + p) * a.2) };
+                        if mr == MR {
+                            // A fixed-length copy (inlined vector moves, no memcpy call).
+                            // SAFETY: as above, MR elements.
+                            col.copy_from_slice(unsafe { &*(src as *const [f32; MR]) });
+                        } else {
+                            // SAFETY: as above.
+                            col[..mr].copy_from_slice(unsafe { std::slice::from_raw_parts(src, mr) });
+                            col[mr..].fill(0.0);
+                        }
                     }
-                    col[mr..].fill(0.0);
+                } else {
+                    for i in 0..MR {
+                        if i < mr {
+                            // SAFETY: row i0 + i < m, columns pc.. pc + kc ≤ k of A.
+                            let row = unsafe { a.0.add((i0 + i) * a.1 + pc * a.2) };
+                            for (p, col) in panel.chunks_exact_mut(MR).enumerate() {
+                                // SAFETY: as above.
+                                col[i] = unsafe { *row.add(p * a.2) };
+                            }
+                        } else {
+                            panel.chunks_exact_mut(MR).for_each(|col| col[i] = 0.0);
+                        }
+                    }
                 }
             }
             for (jp, bpanel) in s.b[..n_panels * kc * NR].chunks_exact(kc * NR).enumerate() {
@@ -252,45 +282,56 @@ unsafe fn micro_kernel<const MR: usize, const NR: usize>(kc: usize, a: &[f32], b
     unsafe { dst.write(&acc) }
 }
 
-/// The 8 × 32 tile with AVX-512F: 16 zmm accumulators.
+/// An `MR × NR` tile with AVX-512F (8 × 32 or 16 × 16): 16 zmm accumulators.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn kernel_avx512(kc: usize, a: &[f32], b: &[f32], dst: Dst) {
+unsafe fn kernel_avx512<const MR: usize, const NR: usize>(kc: usize, a: &[f32], b: &[f32], dst: Dst) {
     use std::arch::x86_64::*;
-    assert!(a.len() >= kc * 8 && b.len() >= kc * 32);
-    let mut out = [[0f32; 32]; 8];
+    // NR / 16 vectors per row, MR · NR / 16 ≤ 16 accumulators.
+    let nv = NR / 16;
+    assert!(NR % 16 == 0 && MR * nv <= 16 && a.len() >= kc * MR && b.len() >= kc * NR);
+    let mut out = [[0f32; NR]; MR];
     // SAFETY: only called from `gemm_avx512` (AVX-512F present); reads within the asserted
     // lengths; writes the tile `dst` describes, inside C (the caller's guarantee).
     unsafe {
         let mut acc = [_mm512_setzero_ps(); 16];
         let (mut ap, mut bp) = (a.as_ptr(), b.as_ptr());
         for _ in 0..kc {
-            let b0 = _mm512_loadu_ps(bp);
-            let b1 = _mm512_loadu_ps(bp.add(16));
-            for i in 0..8 {
+            let bv = [_mm512_loadu_ps(bp), if nv > 1 { _mm512_loadu_ps(bp.add(16)) } else { _mm512_setzero_ps() }];
+            for i in 0..MR {
                 let ai = _mm512_set1_ps(*ap.add(i));
-                acc[2 * i] = _mm512_fmadd_ps(ai, b0, acc[2 * i]);
-                acc[2 * i + 1] = _mm512_fmadd_ps(ai, b1, acc[2 * i + 1]);
+                for v in 0..nv {
+                    acc[nv * i + v] = _mm512_fmadd_ps(ai, bv[v], acc[nv * i + v]);
+                }
             }
-            ap = ap.add(8);
-            bp = bp.add(32);
+            ap = ap.add(MR);
+            bp = bp.add(NR);
         }
-        if dst.cs == 1 && dst.nr == 32 {
-            // Whole rows of contiguous C: vector read-modify-write.
+        if dst.cs == 1 {
+            // Rows of contiguous C: vector read-modify-write, masked for the last columns.
             let scale = _mm512_set1_ps(dst.scale);
             for i in 0..dst.mr {
                 let row = dst.ptr.add(i * dst.rs);
-                for (h, v) in [acc[2 * i], acc[2 * i + 1]].into_iter().enumerate() {
-                    let p = row.add(16 * h);
-                    let v = if dst.scale == 0.0 { v } else { _mm512_fmadd_ps(scale, _mm512_loadu_ps(p), v) };
-                    _mm512_storeu_ps(p, v);
+                for v in 0..nv {
+                    let (p, x) = (row.add(16 * v), acc[nv * i + v]);
+                    let lanes = dst.nr.saturating_sub(16 * v).min(16);
+                    if lanes == 16 {
+                        let x = if dst.scale == 0.0 { x } else { _mm512_fmadd_ps(scale, _mm512_loadu_ps(p), x) };
+                        _mm512_storeu_ps(p, x);
+                    } else if lanes > 0 {
+                        let k = ((1u32 << lanes) - 1) as __mmask16;
+                        let x =
+                            if dst.scale == 0.0 { x } else { _mm512_fmadd_ps(scale, _mm512_maskz_loadu_ps(k, p), x) };
+                        _mm512_mask_storeu_ps(p, k, x);
+                    }
                 }
             }
             return;
         }
         for (i, row) in out.iter_mut().enumerate() {
-            _mm512_storeu_ps(row.as_mut_ptr(), acc[2 * i]);
-            _mm512_storeu_ps(row.as_mut_ptr().add(16), acc[2 * i + 1]);
+            for v in 0..nv {
+                _mm512_storeu_ps(row.as_mut_ptr().add(16 * v), acc[nv * i + v]);
+            }
         }
         dst.write(&out);
     }
@@ -319,15 +360,39 @@ unsafe fn kernel_avx2(kc: usize, a: &[f32], b: &[f32], dst: Dst) {
             ap = ap.add(6);
             bp = bp.add(16);
         }
-        if dst.cs == 1 && dst.nr == 16 {
-            // Whole rows of contiguous C: vector read-modify-write.
+        if dst.cs == 1 {
+            // Rows of contiguous C: masked vector read-modify-write of the first nr columns.
             let scale = _mm256_set1_ps(dst.scale);
+            let lanes = |from: usize| {
+                let n = dst.nr.saturating_sub(from).min(8) as i32;
+                _mm256_setr_epi32(
+                    -((0 < n) as i32),
+                    -((1 < n) as i32),
+                    -((2 < n) as i32),
+                    -((3 < n) as i32),
+                    -((4 < n) as i32),
+                    -((5 < n) as i32),
+                    -((6 < n) as i32),
+                    -((7 < n) as i32),
+                )
+            };
+            let masks = [lanes(0), lanes(8)];
             for i in 0..dst.mr {
                 let row = dst.ptr.add(i * dst.rs);
                 for (h, v) in [acc[2 * i], acc[2 * i + 1]].into_iter().enumerate() {
+                    if dst.nr <= 8 * h {
+                        continue;
+                    }
                     let p = row.add(8 * h);
-                    let v = if dst.scale == 0.0 { v } else { _mm256_fmadd_ps(scale, _mm256_loadu_ps(p), v) };
-                    _mm256_storeu_ps(p, v);
+                    if dst.nr >= 8 * (h + 1) {
+                        // A whole vector: plain loads and stores (masked ones are slow on AMD).
+                        let v = if dst.scale == 0.0 { v } else { _mm256_fmadd_ps(scale, _mm256_loadu_ps(p), v) };
+                        _mm256_storeu_ps(p, v);
+                        continue;
+                    }
+                    let k = masks[h];
+                    let v = if dst.scale == 0.0 { v } else { _mm256_fmadd_ps(scale, _mm256_maskload_ps(p, k), v) };
+                    _mm256_maskstore_ps(p, k, v);
                 }
             }
             return;
