@@ -6,7 +6,7 @@ use crate::error::{PagError, Result};
 
 /// Target size, in floats, of one tile's im2col block (`in_channels · taps × tile`): 256 pixels
 /// of a 64-channel 3×3 conv, the best of 64..512 measured on Zen 4 (1 MiB L2 per core). Larger
-/// blocks push it and matrixmultiply's packed copy of it out of L2; smaller ones repack the
+/// blocks push it and the GEMM's packed copy of it out of L2; smaller ones repack the
 /// weights too often.
 const TILE_COLUMN_FLOATS: usize = 256 * 576;
 const MIN_TILE: usize = 64;
