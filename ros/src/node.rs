@@ -402,7 +402,7 @@ pub fn run(settings: Settings) -> anyhow::Result<Summary> {
         }
     };
 
-    let summary = inference_loop(&shared, outputs, settings.frames);
+    let summary = inference_loop(&shared, &node, outputs, settings.frames);
     shared.stop.store(true, Ordering::SeqCst);
     shared.slot.close();
     let _ = diag_thread.join();
@@ -425,7 +425,7 @@ fn count<D>(stats: &Stats, r: ros2_client::WriteResult<(), D>) {
     }
 }
 
-fn inference_loop(shared: &Shared, out: Outputs, frames: Option<u64>) -> anyhow::Result<Summary> {
+fn inference_loop(shared: &Shared, node: &Node, out: Outputs, frames: Option<u64>) -> anyhow::Result<Summary> {
     let start = Instant::now();
     let mut generation = 0;
     let mut config = lock(&shared.config).clone();
@@ -486,23 +486,25 @@ fn inference_loop(shared: &Shared, out: Outputs, frames: Option<u64>) -> anyhow:
         let p = config.publish;
         let mut marks = [0f64; 5];
         let mark = |i: usize, marks: &mut [f64; 5]| marks[i] = t1.elapsed().as_secs_f64() * 1e3;
-        if p.labels {
+        // Outputs nobody subscribes to (no matched DDS reader) are neither built nor published.
+        let wanted = |p: &Publisher<Image>| p.get_subscription_count(node) > 0;
+        if p.labels && wanted(&out.labels) {
             count(&shared.stats, out.labels.publish(convert::mono8(h, &o.labels)));
         }
         mark(0, &mut marks);
-        if p.segmentation {
+        if p.segmentation && wanted(&out.segmentation) {
             count(&shared.stats, out.segmentation.publish(convert::colorized(h, &o.labels, &colours)));
         }
         mark(1, &mut marks);
-        if p.depth {
+        if p.depth && wanted(&out.depth) {
             count(&shared.stats, out.depth.publish(convert::depth32(h, &o.depth)));
         }
         mark(2, &mut marks);
-        if p.normals {
+        if p.normals && wanted(&out.normals) {
             count(&shared.stats, out.normals.publish(convert::normals32(h, &o.normals)));
         }
         mark(3, &mut marks);
-        if p.ponder {
+        if p.ponder && wanted(&out.ponder) {
             if let Some(map) = session.ponder_map() {
                 count(&shared.stats, out.ponder.publish(convert::mono8(h, &convert::resize_nearest(&map, oh, ow))));
             }
@@ -510,6 +512,7 @@ fn inference_loop(shared: &Shared, out: Outputs, frames: Option<u64>) -> anyhow:
         mark(4, &mut marks);
         debug!("publish marks (ms after inference: labels, segmentation, depth, normals, ponder): {marks:.3?}");
         let info = lock(&shared.camera_info).clone();
+        let info = info.filter(|_| out.camera_info.get_subscription_count(node) > 0);
         if let Some(ci) = info.and_then(|i| convert::scaled_camera_info(&i, h, ow as u32, oh as u32)) {
             count(&shared.stats, out.camera_info.publish(ci));
         }
