@@ -8,6 +8,10 @@
 //! `scripts/compare_onnxruntime.py`.
 use std::sync::Arc;
 
+/// As in the `pag` binary (tract allocates every operator output afresh each frame).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use pag_models::{Intrinsics, Scene};
 use pag_runtime::{ComputeMode, Execution, PagModel, Session};

@@ -1,16 +1,17 @@
-//! The runtime (tract) reproduces onnxruntime's outputs on the shipped model (models/goldens).
+//! Dense execution (tract's own ops, the reference) reproduces onnxruntime's outputs on the
+//! shipped model (models/goldens); tests/sparse_model.rs checks sparse execution the same way.
 mod common;
 
 use std::sync::Arc;
 
 use common::*;
-use pag_runtime::{generic::read_npy, ComputeMode, PagModel, Session};
+use pag_runtime::{generic::read_npy, ComputeMode, Execution, PagModel, Session};
 
 const TOL: f32 = 1e-4;
 
 #[test]
 fn every_mode_matches_onnxruntime_within_1e4() {
-    let model = Arc::new(PagModel::load(shipped_model()).unwrap());
+    let model = Arc::new(PagModel::load_with(shipped_model(), Execution::Dense).unwrap());
     let mut session = Session::new(model).unwrap();
     for case in golden_cases() {
         session.set_mode(golden_mode(&case));
@@ -25,7 +26,7 @@ fn every_mode_matches_onnxruntime_within_1e4() {
 #[test]
 fn image_path_matches_onnxruntime_labels_and_depth() {
     // From the PNG through the session's own resize/normalisation (identity resize here).
-    let model = Arc::new(PagModel::load(shipped_model()).unwrap());
+    let model = Arc::new(PagModel::load_with(shipped_model(), Execution::Dense).unwrap());
     let mut session = Session::new(model).unwrap();
     let case = golden_cases().into_iter().find(|c| golden_mode(c) == ComputeMode::Dense).expect("a dense golden");
     let img = image::open(case.join("input.png")).unwrap().to_rgb8();
@@ -49,7 +50,7 @@ fn image_path_matches_onnxruntime_labels_and_depth() {
 
 #[test]
 fn mode_changes_per_frame_without_reloading() {
-    let model = Arc::new(PagModel::load(shipped_model()).unwrap());
+    let model = Arc::new(PagModel::load_with(shipped_model(), Execution::Dense).unwrap());
     let mut session = Session::new(model).unwrap();
     let case = golden_cases().into_iter().find(|c| golden_mode(c) != ComputeMode::Dense).unwrap();
     let x = read_npy(&case.join("input.npy")).unwrap();

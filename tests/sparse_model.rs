@@ -15,7 +15,7 @@ fn sparse_execution_installs_one_op_per_module() {
     assert!(model.dense_fallbacks.is_empty(), "{:?}", model.dense_fallbacks);
     assert_eq!(model.sparse_op_counts(), (8, 1));
     assert_eq!(model.sparse_resize_count(), 2, "both bilinear upsamplings run as PagResize");
-    let dense = PagModel::load(shipped_model()).unwrap();
+    let dense = PagModel::load_with(shipped_model(), Execution::Dense).unwrap();
     assert_eq!(dense.sparse_op_counts(), (0, 0));
     assert_eq!(dense.sparse_resize_count(), 0);
     assert_eq!(model.dense_macs, dense.dense_macs);

@@ -15,13 +15,14 @@ pub(crate) type Plan = Arc<TypedRunnableModel>;
 /// How a [`PagModel`] executes its gated blocks and MultiPool modules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Execution {
-    /// tract's own ops everywhere: every gated branch is computed at every pixel and masked.
-    #[default]
+    /// tract's own ops everywhere: every gated branch is computed at every pixel and masked
+    /// (the reference the sparse kernels are checked against).
     Dense,
-    /// Each supported gated block and MultiPool runs as one op calling the sparse kernels
+    /// The default. Each supported gated block and MultiPool runs as one op calling the sparse kernels
     /// ([`crate::sparse`]), which really skip inactive pixels; unsupported modules stay dense and
     /// are listed in [`PagModel::dense_fallbacks`]. Bilinear `half_pixel` Resize nodes also run
     /// on a fast dedicated kernel ([`PagResizeOp`]).
+    #[default]
     Sparse,
 }
 
@@ -64,9 +65,9 @@ pub(crate) fn check_supported(proto: &ModelProto) -> Result<()> {
 }
 
 impl PagModel {
-    /// Load and validate the model at `path`.
+    /// Load and validate the model at `path`, with sparse execution ([`Execution::Sparse`]).
     pub fn load(path: impl AsRef<Path>) -> Result<PagModel> {
-        Self::load_with(path, Execution::Dense)
+        Self::load_with(path, Execution::Sparse)
     }
 
     /// Load and validate the model at `path`, executing it as `execution` says.
@@ -77,7 +78,7 @@ impl PagModel {
 
     /// Load from ONNX bytes; `what` names the source in errors.
     pub fn from_bytes(bytes: &[u8], what: &str) -> Result<PagModel> {
-        Self::from_bytes_with(bytes, what, Execution::Dense)
+        Self::from_bytes_with(bytes, what, Execution::Sparse)
     }
 
     /// Load from ONNX bytes, executing the model as `execution` says; `what` names the source in
