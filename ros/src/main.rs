@@ -7,6 +7,11 @@ use pag_ros::config::*;
 
 use pag_ros::node::{run, Settings, SyntheticSettings};
 
+/// As in the `pag` CLI: tract allocates every operator output afresh each frame, and mimalloc
+/// keeps those pages mapped where glibc's malloc returned them to the kernel.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(version, about = "ROS 2 node for pagrt: PAG segmentation, depth and normals on camera images")]
 struct Cli {

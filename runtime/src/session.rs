@@ -10,7 +10,7 @@ use crate::model::PagModel;
 use crate::outputs::Outputs;
 use crate::preprocess::fill_input;
 use crate::sparse::{PagGatedBlockOp, PagMultiPoolOp};
-use crate::telemetry::{add_to_ponder, FrameTelemetry, LayerTelemetry};
+use crate::telemetry::{add_to_ponder, count_by_grid, FrameTelemetry, LayerTelemetry};
 
 /// At which resolution a session returns its outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -126,10 +126,12 @@ impl Session {
         self.telemetry()?;
         let i = &self.model.info.input;
         let mut map = Array2::<u8>::zeros((i.height, i.width));
-        for &id in &self.gated_nodes {
-            if let Some((_, set)) = self.state.op_states[id].as_deref().and_then(PagGatedBlockOp::last_run) {
-                add_to_ponder(&mut map, set);
-            }
+        let sets = self
+            .gated_nodes
+            .iter()
+            .filter_map(|&id| self.state.op_states[id].as_deref().and_then(PagGatedBlockOp::last_run).map(|r| r.1));
+        for (gh, gw, counts) in count_by_grid(sets) {
+            add_to_ponder(&mut map, &counts, gh, gw);
         }
         Some(map)
     }

@@ -50,23 +50,37 @@ impl FrameTelemetry {
     }
 }
 
-/// Adds 1 at every pixel of `map` (the input resolution) whose nearest-neighbour source pixel on
-/// the set's own grid is active.
-pub(crate) fn add_to_ponder(map: &mut Array2<u8>, set: &ActiveSet) {
+/// Adds, at every pixel of `map` (the input resolution), the count of its nearest-neighbour
+/// source cell in `counts`, a `gh × gw` grid.
+pub(crate) fn add_to_ponder(map: &mut Array2<u8>, counts: &[u8], gh: usize, gw: usize) {
     let (h, w) = map.dim();
-    let (gh, gw) = (set.height(), set.width());
     if gh == 0 || gw == 0 {
         return;
     }
-    let mut mask = vec![false; gh * gw];
-    set.indices().iter().for_each(|&p| mask[p as usize] = true);
     let cols: Vec<usize> = (0..w).map(|x| x * gw / w).collect();
     for (y, mut row) in map.rows_mut().into_iter().enumerate() {
-        let src = &mask[(y * gh / h) * gw..][..gw];
+        let src = &counts[(y * gh / h) * gw..][..gw];
         for (v, &gx) in row.iter_mut().zip(&cols) {
-            if src[gx] {
-                *v = v.saturating_add(1);
-            }
+            *v = v.saturating_add(src[gx]);
         }
     }
+}
+
+/// Per grid size, how many of the given active sets cover each cell: the ponder map before it is
+/// upsampled (one pass per distinct grid instead of one per block).
+pub(crate) fn count_by_grid<'a>(sets: impl Iterator<Item = &'a ActiveSet>) -> Vec<(usize, usize, Vec<u8>)> {
+    let mut grids: Vec<(usize, usize, Vec<u8>)> = Vec::new();
+    for set in sets {
+        let (gh, gw) = (set.height(), set.width());
+        let i = match grids.iter().position(|g| (g.0, g.1) == (gh, gw)) {
+            Some(i) => i,
+            None => {
+                grids.push((gh, gw, vec![0u8; gh * gw]));
+                grids.len() - 1
+            }
+        };
+        let counts = &mut grids[i].2;
+        set.indices().iter().for_each(|&p| counts[p as usize] = counts[p as usize].saturating_add(1));
+    }
+    grids
 }
