@@ -38,7 +38,7 @@ fn counters() -> (u64, u64) {
     (ALLOCS.load(Ordering::Relaxed), BYTES.load(Ordering::Relaxed))
 }
 
-const OURS: [&str; 4] = ["PagGatedBlock", "PagMultiPool", "PagResize", "PagConv"];
+const OURS: [&str; 5] = ["PagGatedBlock", "PagMultiPool", "PagResize", "PagConv", "PagL2Norm"];
 
 #[test]
 fn pagrt_operators_allocate_nothing_after_warm_up() {

@@ -8,7 +8,9 @@ use tract_onnx::tract_core::ops::Cost;
 
 use crate::contract::{check_operators, ModelInfo};
 use crate::error::{tract_err, PagError, Result};
-use crate::sparse::{extract_sparse_blocks, PagConvOp, PagGatedBlockOp, PagMultiPoolOp, PagResizeOp, PerforatedConv};
+use crate::sparse::{
+    extract_sparse_blocks, PagConvOp, PagGatedBlockOp, PagL2NormOp, PagMultiPoolOp, PagResizeOp, PerforatedConv,
+};
 
 pub(crate) type Plan = Arc<TypedRunnableModel>;
 
@@ -119,6 +121,7 @@ impl PagModel {
             let mut typed = typed.into_decluttered().map_err(tract_err("declutter"))?;
             install_fast_resizes(&mut typed)?;
             install_fast_convs(&mut typed)?;
+            install_fast_l2norms(&mut typed)?;
             (typed, dense_macs)
         } else {
             let typed = typed.into_decluttered().map_err(tract_err("declutter"))?;
@@ -145,7 +148,13 @@ impl PagModel {
 
     /// How many nodes of the optimised plan are fast bilinear resizes ([`PagResizeOp`]).
     pub fn sparse_resize_count(&self) -> usize {
-        self.plan.model().nodes().iter().filter(|n| n.op.name() == "PagResize").count()
+        self.op_count("PagResize")
+    }
+
+    /// How many nodes of the optimised plan run the operator named `op` (e.g. `"PagConv"`,
+    /// `"PagL2Norm"`, or a tract operator name).
+    pub fn op_count(&self, op: &str) -> usize {
+        self.plan.model().nodes().iter().filter(|n| n.op.name() == op).count()
     }
 
     /// Number of model inputs the plan expects.
@@ -381,6 +390,65 @@ fn fast_conv(model: &TypedModel, node: &TypedNode) -> Option<(PerforatedConv, Op
         (is_max && zero && next.inputs.len() == 2).then_some(next.id)
     })();
     Some((conv, relu))
+}
+
+/// Replaces the decluttered form of a channel-wise L2 normalisation,
+/// `Mul(x, Rsqrt(Add(Reduce<Sum, axis 1>(Square(x)), ε)))` on a 4-D f32 `x`, with one
+/// [`PagL2NormOp`]. Returns how many were replaced.
+fn install_fast_l2norms(model: &mut TypedModel) -> Result<usize> {
+    let candidates: Vec<(usize, OutletId, f32)> =
+        model.nodes().iter().filter_map(|n| fast_l2norm(model, n).map(|(x, eps)| (n.id, x, eps))).collect();
+    for &(id, x, eps) in &candidates {
+        let name = model.node(id).name.clone();
+        replace_subgraph(model, &[x], OutletId::new(id, 0), format!("{name}.pag_l2norm"), PagL2NormOp { eps })?;
+    }
+    Ok(candidates.len())
+}
+
+/// `(x, ε)` when `node` is the final multiply of a channel-wise L2 normalisation of `x`.
+fn fast_l2norm(model: &TypedModel, node: &TypedNode) -> Option<(OutletId, f32)> {
+    use tract_onnx::tract_core::ops::binary::TypedBinOp;
+    use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+    use tract_onnx::tract_core::ops::nn::{Reduce, Reducer};
+    let is_bin = |n: &TypedNode, name: &str| n.op_as::<TypedBinOp>().is_some_and(|b| b.0.name() == name);
+    let is_ew = |n: &TypedNode, name: &str| n.op_as::<ElementWiseOp>().is_some_and(|e| e.0.name() == name);
+    if !is_bin(node, "Mul") || node.inputs.len() != 2 {
+        return None;
+    }
+    for (xi, ri) in [(0, 1), (1, 0)] {
+        let (x, r) = (node.inputs[xi], node.inputs[ri]);
+        let rsqrt = model.node(r.node);
+        if !is_ew(rsqrt, "Rsqrt") {
+            continue;
+        }
+        let add = model.node(rsqrt.inputs[0].node);
+        if !is_bin(add, "Add") || add.inputs.len() != 2 {
+            continue;
+        }
+        let Some((reduce_in, eps)) = (0..2).find_map(|i| {
+            let k = model.outlet_fact(add.inputs[1 - i]).ok()?.konst.clone()?;
+            (k.len() == 1).then_some(())?;
+            Some((add.inputs[i], k.cast_to_scalar::<f32>().ok()?))
+        }) else {
+            continue;
+        };
+        let reduce = model.node(reduce_in.node);
+        let sums_channels =
+            reduce.op_as::<Reduce>().is_some_and(|r| matches!(r.reducer, Reducer::Sum) && r.axes[..] == [1]);
+        if !sums_channels {
+            continue;
+        }
+        let square = model.node(reduce.inputs[0].node);
+        if !is_ew(square, "Square") || square.inputs[0] != x {
+            continue;
+        }
+        let fact = model.outlet_fact(x).ok()?;
+        if fact.datum_type != f32::datum_type() || fact.rank() != 4 || !eps.is_finite() || eps < 0.0 {
+            return None;
+        }
+        return Some((x, eps));
+    }
+    None
 }
 
 /// Total FMA count of a typed model, from each op's declared cost.

@@ -39,6 +39,7 @@ mod gated_block_tests;
 pub mod gemm;
 mod geometry;
 mod im2col;
+mod l2norm_op;
 mod multipool;
 #[cfg(test)]
 mod multipool_tests;
@@ -57,6 +58,7 @@ pub use conv_op::PagConvOp;
 pub use extract::{extract_sparse_blocks, ExtractedGatedBlock, ExtractedMultiPool, SparsePlan, Unsupported};
 pub use gated_block::{BlockStats, GatedBlock, GatedBlockScratch, GatedBlockWeights};
 pub use geometry::ConvGeometry;
+pub use l2norm_op::{l2_normalize_channels, PagL2NormOp};
 pub use multipool::{MultiPool, MultiPoolBranch, MultiPoolScratch, MultiPoolStats};
 pub use perforated_conv::{ConvScratch, PerforatedConv};
 pub use reference::reference_conv;
