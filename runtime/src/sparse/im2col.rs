@@ -46,7 +46,7 @@ pub(super) fn gather_columns(
             }
         }
         let first_run = tables.runs.len();
-        find_runs(sources, &mut tables.runs);
+        find_runs(sources, g.stride() as u32, &mut tables.runs);
         let runs = first_run..tables.runs.len();
         let first_padding = tables.padding.len();
         tables.padding.extend(tables.runs[runs.clone()].iter().filter(|run| run.source == PADDING));
@@ -174,36 +174,46 @@ fn gather_group(group: &[f32], rows: &mut [f32], row_stride: usize, sources: &[u
     }
 }
 
-/// `row[j] = plane[source]` over each run (0 for padding runs).
+/// `row[j] = plane[source + k·step]` over each run (0 for padding runs).
 fn copy_runs(plane: &[f32], runs: &[Run], row: &mut [f32]) {
     for run in runs {
         let dst = &mut row[run.start..run.start + run.len];
-        match run.source {
-            PADDING => dst.fill(0.0),
-            s => dst.copy_from_slice(&plane[s as usize..s as usize + run.len]),
+        match (run.source, run.step) {
+            (PADDING, _) => dst.fill(0.0),
+            (s, 1) => dst.copy_from_slice(&plane[s as usize..s as usize + run.len]),
+            (s, step) => {
+                let src = &plane[s as usize..s as usize + (run.len - 1) * step as usize + 1];
+                dst.iter_mut().zip(src.iter().step_by(step as usize)).for_each(|(d, &v)| *d = v);
+            }
         }
     }
 }
 
-/// `len` consecutive tile pixels from `start` whose sources are consecutive input pixels from
-/// `source`, or all padding (`source == PADDING`).
+/// `len` consecutive tile pixels from `start` whose sources are input pixels `step` apart from
+/// `source` (`step` = the conv's stride), or all padding (`source == PADDING`).
 #[derive(Debug, Clone, Copy, Default)]
 struct Run {
     start: usize,
     len: usize,
     source: u32,
+    step: u32,
 }
 
-/// Appends the maximal runs of one tap's source table to `runs`.
-fn find_runs(sources: &[u32], runs: &mut Vec<Run>) {
+/// Appends the maximal runs of one tap's source table to `runs` (sources `step` apart).
+fn find_runs(sources: &[u32], step: u32, runs: &mut Vec<Run>) {
     for (j, &source) in sources.iter().enumerate() {
         match runs.last_mut() {
             // j > 0: the last run is this tap's, not the previous tap's.
             Some(run) if j > 0 && run.source == PADDING && source == PADDING => run.len += 1,
-            Some(run) if j > 0 && run.source != PADDING && source as usize == run.source as usize + run.len => {
+            Some(run)
+                if j > 0
+                    && run.source != PADDING
+                    && source != PADDING
+                    && source as usize == run.source as usize + run.len * step as usize =>
+            {
                 run.len += 1
             }
-            _ => runs.push(Run { start: j, len: 1, source }),
+            _ => runs.push(Run { start: j, len: 1, source, step }),
         }
     }
 }

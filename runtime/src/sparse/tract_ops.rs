@@ -83,6 +83,8 @@ impl Eq for PagGatedBlockOp {}
 #[derive(Debug, Default)]
 struct GatedBlockState {
     scratch: GatedBlockScratch,
+    /// Used only when the block input is shared and cannot be updated in place.
+    output: OutputSlot,
     /// Stats of the last run; `None` before the first.
     stats: Option<BlockStats>,
 }
@@ -129,13 +131,26 @@ impl OpState for GatedBlockState {
         let op = op.downcast_ref::<PagGatedBlockOp>().context("PagGatedBlock state given another op")?;
         let (x, rho) = args_2!(inputs);
         let rho = *rho.to_plain_array_view::<f32>()?.iter().next().context("ρ input is empty")?;
-        // In place: the plan hands over its last reference to the block input, so this neither
-        // copies nor allocates (`make_mut` copies only if something else still holds it).
-        let mut out = x.into_arc_tensor();
-        let mut view = Arc::make_mut(&mut out).to_plain_array_view_mut::<f32>()?;
-        let slice = view.as_slice_mut().context("block input is not contiguous")?;
-        self.stats = Some(op.block.run_in_place(slice, mode_from_rho(rho), &mut self.scratch)?);
-        Ok(tvec!(TValue::from_const(out)))
+        let mode = mode_from_rho(rho);
+        let mut x = x.into_arc_tensor();
+        if let Some(tensor) = Arc::get_mut(&mut x) {
+            // In place: the plan handed over its last reference to the block input.
+            let mut view = tensor.to_plain_array_view_mut::<f32>()?;
+            let slice = view.as_slice_mut().context("block input is not contiguous")?;
+            self.stats = Some(op.block.run_in_place(slice, mode, &mut self.scratch)?);
+            return Ok(tvec!(TValue::from_const(x)));
+        }
+        // Someone else holds the input (e.g. a producer that reuses its output buffer): copy it
+        // into this op's own reused buffer and work there, still without allocating.
+        let view = x.to_plain_array_view::<f32>()?;
+        let input = view.as_slice().context("block input is not contiguous")?;
+        let (block, scratch, stats) = (&op.block, &mut self.scratch, &mut self.stats);
+        let out = self.output.fill(x.shape(), |output| {
+            output.copy_from_slice(input);
+            *stats = Some(block.run_in_place(output, mode, scratch)?);
+            Ok(())
+        })?;
+        Ok(tvec!(out))
     }
 
     fn reset_lanes(&mut self, _lanes: &[LaneId]) -> TractResult<()> {
