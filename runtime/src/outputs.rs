@@ -33,11 +33,13 @@ impl Outputs {
                 let mut best_val = planes[..n].to_vec();
                 let mut labels = vec![0u8; n];
                 for (c, plane) in planes.chunks_exact(n).enumerate().skip(1) {
+                    // Branch-free select (vectorises); a strictly greater logit wins, so ties keep
+                    // the lower class id.
+                    let c = c as u8;
                     for ((v, l), &s) in best_val.iter_mut().zip(labels.iter_mut()).zip(plane) {
-                        if s > *v {
-                            *v = s;
-                            *l = c as u8;
-                        }
+                        let greater = s > *v;
+                        *v = if greater { s } else { *v };
+                        *l = if greater { c } else { *l };
                     }
                 }
                 Array2::from_shape_vec((h, w), labels).expect("h·w labels")
@@ -65,9 +67,17 @@ impl Outputs {
                 let (c, nh, nw) = normals.dim();
                 let n = nh * nw;
                 let mut hwc = vec![0f32; n * c];
-                for (ch, plane) in planes.chunks_exact(n).enumerate() {
-                    for (p, &v) in plane.iter().enumerate() {
-                        hwc[p * c + ch] = v;
+                if c == 3 {
+                    // The usual case: one pass writing whole pixels.
+                    let (x, y, z) = (&planes[..n], &planes[n..2 * n], &planes[2 * n..3 * n]);
+                    for (((px, &a), &b), &d) in hwc.chunks_exact_mut(3).zip(x).zip(y).zip(z) {
+                        px.copy_from_slice(&[a, b, d]);
+                    }
+                } else {
+                    for (ch, plane) in planes.chunks_exact(n).enumerate() {
+                        for (p, &v) in plane.iter().enumerate() {
+                            hwc[p * c + ch] = v;
+                        }
                     }
                 }
                 Array3::from_shape_vec((nh, nw, c), hwc).expect("h·w·c normals")
