@@ -35,8 +35,8 @@ impl GemmScratch {
         let big = m.max(n);
         let kc = k.min(KC);
         // Upper bounds over both orientations and every ISA's tile (MR ≤ 16, NR ≤ 32).
-        let a = kc * (MC.min(big).div_ceil(16) * 16 + 16);
-        let b = kc * (big.div_ceil(32) * 32 + 32);
+        let a = kc * (MC.min(big).div_ceil(16) * 16 + 16) + 16;
+        let b = kc * (big.div_ceil(32) * 32 + 32) + 16;
         if self.a.len() < a {
             self.a.resize(a, 0.0);
         }
@@ -150,11 +150,14 @@ unsafe fn gemm_blocked<const MR: usize, const NR: usize>(
         return;
     }
     let n_panels = n.div_ceil(NR);
+    // Panels start on a 64-byte boundary so the micro-kernels' vector loads of B never split
+    // across cache lines (the buffers carry 16 spare floats for this).
+    let (boff, aoff) = (s.b.as_ptr().align_offset(64).min(16), s.a.as_ptr().align_offset(64).min(16));
     let mut pc = 0;
     loop {
         let kc = KC.min(k - pc);
         // Pack B[pc.., ..] into NR-wide panels, zero-padded: panel j holds kc rows of NR values.
-        let bpack = &mut s.b[..n_panels * kc * NR];
+        let bpack = &mut s.b[boff..boff + n_panels * kc * NR];
         for (jp, panel) in bpack.chunks_exact_mut(kc * NR).enumerate() {
             let j0 = jp * NR;
             let nr = NR.min(n - j0);
@@ -182,7 +185,7 @@ unsafe fn gemm_blocked<const MR: usize, const NR: usize>(
             let mc = MC.min(m - ic);
             let m_panels = mc.div_ceil(MR);
             // Pack A[ic.., pc..] into MR-tall panels: panel i holds kc columns of MR values.
-            let apack = &mut s.a[..m_panels * kc * MR];
+            let apack = &mut s.a[aoff..aoff + m_panels * kc * MR];
             for (ip, panel) in apack.chunks_exact_mut(kc * MR).enumerate() {
                 let i0 = ic + ip * MR;
                 let mr = MR.min(m - i0);
@@ -216,10 +219,10 @@ unsafe fn gemm_blocked<const MR: usize, const NR: usize>(
                     }
                 }
             }
-            for (jp, bpanel) in s.b[..n_panels * kc * NR].chunks_exact(kc * NR).enumerate() {
+            for (jp, bpanel) in s.b[boff..boff + n_panels * kc * NR].chunks_exact(kc * NR).enumerate() {
                 let j0 = jp * NR;
                 let nr = NR.min(n - j0);
-                for (ip, apanel) in s.a[..m_panels * kc * MR].chunks_exact(kc * MR).enumerate() {
+                for (ip, apanel) in s.a[aoff..aoff + m_panels * kc * MR].chunks_exact(kc * MR).enumerate() {
                     let i0 = ic + ip * MR;
                     let mr = MR.min(m - i0);
                     let scale = if first { beta } else { 1.0 };
