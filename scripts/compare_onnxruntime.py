@@ -7,9 +7,9 @@ them) and the fraction of that ideal reached.
 
     python3 scripts/compare_onnxruntime.py [--model models/shipped/pag_multitask.onnx] [--modes dense 0.5 native]
 
-Both time a whole frame at the model's input size; pagrt's time includes its resize/normalise and
-output conversion (argmax, layout), onnxruntime's is the bare session.run, so the ratio is
-conservative for pagrt. Needs `pip install onnxruntime numpy` and a release build of `pag`."""
+pagrt is timed twice per frame: the whole frame (`pagrt ms`: normalise the u8 image, run the
+model, argmax and layout of the outputs) and the model alone (`model ms`: the tract plan with
+pagrt's operators, what onnxruntime's bare session.run on a ready float tensor measures). Needs `pip install onnxruntime numpy` and a release build of `pag`."""
 import argparse
 import json
 import os
@@ -58,21 +58,23 @@ def main():
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     has_rho = any(i.name == "rho" for i in sess.get_inputs())
     print(f"model {os.path.relpath(a.model)}, input {shape}, 1 thread each, {a.rounds} interleaved rounds of {a.frames} frames")
-    print(f"{'mode':<10} {'pagrt ms':>9} {'ORT ms':>9} {'pagrt/ORT':>10} {'GMAC':>7} {'speedup':>8} {'ideal':>7} {'of ideal':>9}")
+    print(f"{'mode':<10} {'pagrt ms':>9} {'model ms':>9} {'ORT ms':>9} {'pagrt/ORT':>10} {'model/ORT':>10} {'GMAC':>7} {'speedup':>8} {'ideal':>7} {'of ideal':>9}")
     base = None
     for mode in a.modes:
         feed = {"image": x, **({"rho": np.array([rho_of(mode)], np.float32)} if has_rho else {})}
-        ours, theirs = [], []
+        ours, model, theirs = [], [], []
         for _ in range(a.rounds):
             out = subprocess.run([a.pag, "bench", "--model", a.model, "--mode", mode, "--frames", str(a.frames), "--json"],
                                  check=True, capture_output=True, text=True, env={**os.environ, "RAYON_NUM_THREADS": "1"})
             row = json.loads(out.stdout.strip().splitlines()[-1])
             ours.append(row["median_ms"])
+            model.append(row["inference_median_ms"])
             theirs.append(time_ort(sess, feed, a.frames))
         o, t, macs = statistics.median(ours), statistics.median(theirs), row["executed_macs"]
+        mo = statistics.median(model)
         base = base or (o, macs)
         speedup, ideal = base[0] / o, base[1] / macs
-        print(f"{mode:<10} {o:9.2f} {t:9.2f} {o / t:10.2f} {macs / 1e9:7.3f} {speedup:8.2f} {ideal:7.2f} {speedup / ideal:9.2f}")
+        print(f"{mode:<10} {o:9.2f} {mo:9.2f} {t:9.2f} {o / t:10.2f} {mo / t:10.2f} {macs / 1e9:7.3f} {speedup:8.2f} {ideal:7.2f} {speedup / ideal:9.2f}")
 
 
 if __name__ == "__main__":

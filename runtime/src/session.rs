@@ -48,6 +48,9 @@ pub struct Session {
     multipool_nodes: Vec<usize>,
     /// Filled after each frame when the model has sparse ops; `None` under dense execution.
     telemetry: Option<FrameTelemetry>,
+    /// Seconds the last frame spent in the model itself (the tract plan), without the input
+    /// normalisation and output conversion around it.
+    inference_seconds: f64,
 }
 
 /// Node ids and names of the plan's ops of type `O`, sorted by their position in `order`.
@@ -98,7 +101,15 @@ impl Session {
             gated_nodes,
             multipool_nodes,
             telemetry,
+            inference_seconds: 0.0,
         })
+    }
+
+    /// Seconds the last frame spent running the model itself (the plan: pagrt's and tract's
+    /// operators), without [`Session::run`]'s resize/normalisation of the input and conversion of
+    /// the outputs. 0 before the first frame. What onnxruntime's `session.run` measures.
+    pub fn last_inference_seconds(&self) -> f64 {
+        self.inference_seconds
     }
 
     /// What the sparse modules did in the last frame ([`Session::run`] or
@@ -229,6 +240,7 @@ impl Session {
         let inputs: TVec<TValue> = (0..m.input_count())
             .map(|i| if i == m.input_index { image.take() } else { rho.take() }.expect("one image and one ρ"))
             .collect();
+        let start = std::time::Instant::now();
         let outs = match record {
             None => self.state.run(inputs),
             Some(record) => self.state.run_plan_with_eval(inputs, |ctx, state, node, inputs| {
@@ -238,6 +250,7 @@ impl Session {
                 r
             }),
         };
+        self.inference_seconds = start.elapsed().as_secs_f64();
         let mut outs: TVec<Option<TValue>> = outs.map_err(tract_err("run"))?.into_iter().map(Some).collect();
         self.update_telemetry();
         let m = &self.model;
