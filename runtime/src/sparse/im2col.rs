@@ -20,6 +20,37 @@ pub(super) fn gather_columns(
     columns: &mut [f32],
     tables: &mut TapTables,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { gather_columns_avx2(g, in_channels, input, tile, columns, tables) };
+    }
+    gather_columns_impl(g, in_channels, input, tile, columns, tables)
+}
+
+/// [`gather_columns_impl`] compiled for AVX2 (wider copies, vectorised stride-2 runs).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn gather_columns_avx2(
+    g: &ConvGeometry,
+    in_channels: usize,
+    input: &[f32],
+    tile: &[u32],
+    columns: &mut [f32],
+    tables: &mut TapTables,
+) {
+    gather_columns_impl(g, in_channels, input, tile, columns, tables)
+}
+
+#[inline(always)]
+fn gather_columns_impl(
+    g: &ConvGeometry,
+    in_channels: usize,
+    input: &[f32],
+    tile: &[u32],
+    columns: &mut [f32],
+    tables: &mut TapTables,
+) {
     let n = tile.len();
     let (ih, iw, ow) = (g.in_height(), g.in_width(), g.out_width());
     let plane_in = ih * iw;
@@ -150,7 +181,7 @@ struct TapPlan {
 /// For `GATHER_CHANNELS` consecutive input channel planes in `group`:
 /// `rows[c·row_stride + j] = plane_c[sources[j]]`, one source lookup for all of them. Every
 /// source must be `< plane length`. Kept out of line so its loop gets registers of its own.
-#[inline(never)]
+#[inline(always)]
 fn gather_group(group: &[f32], rows: &mut [f32], row_stride: usize, sources: &[u32]) {
     let n = sources.len();
     let plane_in = group.len() / GATHER_CHANNELS;
@@ -175,12 +206,20 @@ fn gather_group(group: &[f32], rows: &mut [f32], row_stride: usize, sources: &[u
 }
 
 /// `row[j] = plane[source + k·step]` over each run (0 for padding runs).
+#[inline(always)]
 fn copy_runs(plane: &[f32], runs: &[Run], row: &mut [f32]) {
     for run in runs {
         let dst = &mut row[run.start..run.start + run.len];
         match (run.source, run.step) {
             (PADDING, _) => dst.fill(0.0),
             (s, 1) => dst.copy_from_slice(&plane[s as usize..s as usize + run.len]),
+            (s, 2) => {
+                // Stride 2: an indexed loop LLVM vectorises as an interleaved load group.
+                let src = &plane[s as usize..s as usize + 2 * run.len - 1];
+                for (k, d) in dst.iter_mut().enumerate() {
+                    *d = src[2 * k];
+                }
+            }
             (s, step) => {
                 let src = &plane[s as usize..s as usize + (run.len - 1) * step as usize + 1];
                 dst.iter_mut().zip(src.iter().step_by(step as usize)).for_each(|(d, &v)| *d = v);
