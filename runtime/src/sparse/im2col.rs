@@ -181,7 +181,7 @@ struct TapPlan {
 /// For `GATHER_CHANNELS` consecutive input channel planes in `group`:
 /// `rows[c·row_stride + j] = plane_c[sources[j]]`, one source lookup for all of them. Every
 /// source must be `< plane length`. Kept out of line so its loop gets registers of its own.
-#[inline(always)]
+#[inline(never)]
 fn gather_group(group: &[f32], rows: &mut [f32], row_stride: usize, sources: &[u32]) {
     let n = sources.len();
     let plane_in = group.len() / GATHER_CHANNELS;
