@@ -21,6 +21,11 @@ pub fn mono8(header: &Header, a: &Array2<u8>) -> Image {
 /// rgb8 image of an H×W×3 array.
 pub fn rgb8(header: &Header, a: &Array3<u8>) -> Image {
     let (h, w, _) = a.dim();
+    rgb8_image(header, h, w, u8_bytes(a.as_slice(), a.iter()))
+}
+
+/// An rgb8 `Image` of `h × w` packed pixels `data`.
+fn rgb8_image(header: &Header, h: usize, w: usize, data: Vec<u8>) -> Image {
     Image {
         header: header.clone(),
         height: h as u32,
@@ -28,7 +33,7 @@ pub fn rgb8(header: &Header, a: &Array3<u8>) -> Image {
         encoding: encodings::RGB8.into(),
         is_bigendian: 0,
         step: 3 * w as u32,
-        data: u8_bytes(a.as_slice(), a.iter()),
+        data,
     }
 }
 
@@ -59,15 +64,7 @@ pub fn colorized(header: &Header, labels: &Array2<u8>, palette: &[[u8; 3]]) -> I
     lut.iter_mut().zip(palette).for_each(|(l, p)| *l = *p);
     let mut data = Vec::with_capacity(3 * h * w);
     labels.iter().for_each(|&l| data.extend_from_slice(&lut[l as usize]));
-    Image {
-        header: header.clone(),
-        height: h as u32,
-        width: w as u32,
-        encoding: encodings::RGB8.into(),
-        is_bigendian: 0,
-        step: 3 * w as u32,
-        data,
-    }
+    rgb8_image(header, h, w, data)
 }
 
 /// 32FC1 depth in metres along the optical axis, NaN where invalid (REP 118), little-endian.

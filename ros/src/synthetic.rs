@@ -4,8 +4,8 @@
 //! take the same path as a real camera's frames.
 use pag_models::{Frame, Intrinsics, Scene, Trajectory};
 
-use crate::convert::pinhole_camera_info;
-use crate::msg::{encodings, CameraInfo, Header, Image, Time};
+use crate::convert::{pinhole_camera_info, rgb8};
+use crate::msg::{CameraInfo, Header, Image, Time};
 
 pub const FRAME_ID: &str = "camera_optical_frame";
 
@@ -31,15 +31,7 @@ impl SyntheticCamera {
         self.scene.render_into(&self.intrinsics, &pose, &mut self.frame);
         let header = Header { stamp, frame_id: FRAME_ID.into() };
         let (h, w, _) = self.frame.rgb.dim();
-        let image = Image {
-            header: header.clone(),
-            height: h as u32,
-            width: w as u32,
-            encoding: encodings::RGB8.into(),
-            is_bigendian: 0,
-            step: 3 * w as u32,
-            data: self.frame.rgb.iter().copied().collect(),
-        };
+        let image = rgb8(&header, &self.frame.rgb);
         let i = &self.intrinsics;
         // The renderer's rays pass through pixel centres (u + ½); ROS puts centres at integers.
         let info = pinhole_camera_info(
