@@ -487,7 +487,7 @@ fn inference_loop(shared: &Shared, node: &Node, out: Outputs, frames: Option<u64
         let mut marks = [0f64; 5];
         let mark = |i: usize, marks: &mut [f64; 5]| marks[i] = t1.elapsed().as_secs_f64() * 1e3;
         // Outputs nobody subscribes to (no matched DDS reader) are neither built nor published.
-        let wanted = |p: &Publisher<Image>| p.get_subscription_count(node) > 0;
+        let wanted = |p: &Publisher<Image>| has_subscriber(p, node);
         if p.labels && wanted(&out.labels) {
             count(&shared.stats, out.labels.publish(convert::mono8(h, &o.labels)));
         }
@@ -512,7 +512,7 @@ fn inference_loop(shared: &Shared, node: &Node, out: Outputs, frames: Option<u64
         mark(4, &mut marks);
         debug!("publish marks (ms after inference: labels, segmentation, depth, normals, ponder): {marks:.3?}");
         let info = lock(&shared.camera_info).clone();
-        let info = info.filter(|_| out.camera_info.get_subscription_count(node) > 0);
+        let info = info.filter(|_| has_subscriber(&out.camera_info, node));
         if let Some(ci) = info.and_then(|i| convert::scaled_camera_info(&i, h, ow as u32, oh as u32)) {
             count(&shared.stats, out.camera_info.publish(ci));
         }
@@ -553,4 +553,13 @@ fn inference_loop(shared: &Shared, node: &Node, out: Outputs, frames: Option<u64
         rejected: shared.stats.rejected_total(),
         elapsed: start.elapsed(),
     })
+}
+
+/// Whether `publisher` has a matched reader now. ros2-client's `get_subscription_count` logs an
+/// ERROR for a publisher that has never been matched (every frame, for every output, while
+/// nobody listens); its `wait_for_subscription` future is ready exactly when a reader is matched,
+/// so polling it once answers without the noise.
+fn has_subscriber<M: serde::Serialize>(publisher: &Publisher<M>, node: &Node) -> bool {
+    use futures::FutureExt;
+    publisher.wait_for_subscription(node).now_or_never().is_some() && publisher.get_subscription_count(node) > 0
 }
