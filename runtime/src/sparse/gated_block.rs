@@ -334,31 +334,17 @@ impl GatedBlock {
             for (saved, plane) in s.saved.chunks_exact_mut(ni.max(1)).zip(x.chunks_exact(n)) {
                 saved.iter_mut().zip(&s.inactive).for_each(|(v, &p)| *v = plane[p as usize]);
             }
-            for tile in s.footprint.indices().chunks(TILE) {
-                self.spatial_expand_tile(
-                    x,
-                    tile,
-                    &s.reduced,
-                    &mut s.columns,
-                    &mut s.spatial,
-                    &mut s.result,
-                    &mut s.gemm,
-                );
-            }
+        }
+        // The dense-branch path tiles every pixel (the footprint is then full), otherwise only the
+        // active ones.
+        let tiles = if dense_branch { &s.footprint } else { &s.active };
+        for tile in tiles.indices().chunks(TILE) {
+            self.spatial_expand_tile(x, tile, &s.reduced, &mut s.columns, &mut s.spatial, &mut s.result, &mut s.gemm);
+        }
+        if dense_branch {
+            let ni = s.inactive.len();
             for (saved, plane) in s.saved.chunks_exact(ni.max(1)).zip(x.chunks_exact_mut(n)) {
                 saved.iter().zip(&s.inactive).for_each(|(&v, &p)| plane[p as usize] = v);
-            }
-        } else {
-            for tile in s.active.indices().chunks(TILE) {
-                self.spatial_expand_tile(
-                    x,
-                    tile,
-                    &s.reduced,
-                    &mut s.columns,
-                    &mut s.spatial,
-                    &mut s.result,
-                    &mut s.gemm,
-                );
             }
         }
         let (active, footprint) = (s.active.len(), s.footprint.len());
