@@ -13,8 +13,15 @@ MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
+PACKED = ("rgb", "label", "depth", "normals")
+
+
 class SceneSet:
-    def __init__(self, root: str, limit: int | None = None):
+    """A rendered dataset in memory. With `packed=True` the samples are first packed into
+    `ROOT/packed/*.npy` (once) and memory-mapped, so several training processes share one copy
+    in the page cache."""
+
+    def __init__(self, root: str, limit: int | None = None, packed: bool = False):
         self.root = root
         with open(os.path.join(root, "meta.json")) as f:
             self.meta = json.load(f)
@@ -23,12 +30,36 @@ class SceneSet:
             ids = ids[:limit]
         if not ids:
             raise SystemExit(f"no samples (*_rgb.png) in {root}: render some with `pag scenes`")
+        # Packed sets (training) keep depth as float16 (relative error < 5e-4); evaluation float32.
+        self._depth_dtype = np.float16 if packed else np.float32
+        if packed:
+            self._load_packed(ids)
+        else:
+            self._load(ids)
+        self.ids = ids
+
+    def _load_packed(self, ids):
+        pdir = os.path.join(self.root, "packed")
+        stamp = os.path.join(pdir, "ids.json")
+        fresh = os.path.exists(stamp) and json.load(open(stamp)) == ids
+        if not fresh:
+            self._load(ids)
+            os.makedirs(pdir, exist_ok=True)
+            for k in PACKED:
+                np.save(os.path.join(pdir, k + ".npy"), getattr(self, k))
+            with open(stamp, "w") as f:
+                json.dump(ids, f)
+        for k in PACKED:
+            setattr(self, k, np.load(os.path.join(pdir, k + ".npy"), mmap_mode="r"))
+
+    def _load(self, ids):
+        root = self.root
         n = len(ids)
         first = np.asarray(Image.open(os.path.join(root, ids[0] + "_rgb.png")).convert("RGB"))
         h, w = first.shape[:2]
         self.rgb = np.empty((n, h, w, 3), np.uint8)
         self.label = np.empty((n, h, w), np.uint8)
-        self.depth = np.empty((n, h, w), np.float32)
+        self.depth = np.empty((n, h, w), self._depth_dtype)
         self.normals = np.empty((n, h, w, 3), np.float16)
         for i, sid in enumerate(ids):
             p = os.path.join(root, sid)
@@ -39,7 +70,6 @@ class SceneSet:
             if (i + 1) % 200 == 0 or i + 1 == n:
                 print(f"\rloading {root}: {i + 1}/{n}", end="", file=sys.stderr, flush=True)
         print(file=sys.stderr)
-        self.ids = ids
 
     def __len__(self):
         return len(self.ids)
@@ -47,7 +77,8 @@ class SceneSet:
     def batch(self, idx, crop=None, rng=None, flip=False):
         """Tensors for samples idx: image N×3×h×w (normalised), label N×h×w (int64),
         depth N×1×h×w, normals N×3×h×w. Optional random crop (h, w) and left-right flip."""
-        rgb, lab, dep, nor = self.rgb[idx], self.label[idx], self.depth[idx], self.normals[idx]
+        idx = np.sort(np.asarray(idx))
+        rgb, lab, dep, nor = self.rgb[idx], self.label[idx], self.depth[idx].astype(np.float32), self.normals[idx]
         if crop is not None:
             ch, cw = crop
             H, W = rgb.shape[1:3]

@@ -255,6 +255,7 @@ fn write_dataset_files_and_meta() {
         height: 30,
         hfov_deg: 70.0,
         trajectory: false,
+        mount: None,
     };
     let calls = std::sync::Mutex::new(Vec::new());
     write_dataset(&spec, &|n| calls.lock().unwrap().push(n)).unwrap();
@@ -314,6 +315,7 @@ fn bad_specs_are_rejected() {
         height: 24,
         hfov_deg: 70.0,
         trajectory: false,
+        mount: None,
     };
     assert!(good.validate().is_ok());
     let bad = [
@@ -324,6 +326,10 @@ fn bad_specs_are_rejected() {
         DatasetSpec { hfov_deg: 0.0, ..good.clone() },
         DatasetSpec { hfov_deg: f32::NAN, ..good.clone() },
         DatasetSpec { first_seed: u64::MAX, ..good.clone() },
+        DatasetSpec { mount: Some(CameraMount { height_m: f32::NAN, ..CameraMount::ROBOT }), ..good.clone() },
+        DatasetSpec { mount: Some(CameraMount { height_m: 0.02, ..CameraMount::ROBOT }), ..good.clone() },
+        DatasetSpec { mount: Some(CameraMount { pitch_deg: -85.0, ..CameraMount::ROBOT }), ..good.clone() },
+        DatasetSpec { mount: Some(CameraMount { height_play_m: -0.1, ..CameraMount::ROBOT }), ..good.clone() },
     ];
     for spec in bad {
         match write_dataset(&spec, &|_| {}) {
@@ -339,4 +345,40 @@ fn bad_specs_are_rejected() {
         Err(SceneError::Io { path, .. }) => assert!(path.starts_with(&file)),
         other => panic!("expected Io, got {other:?}"),
     }
+}
+
+/// Poses on a robot mount stay within the mount's declared height, pitch and roll play, vary
+/// between seeds, and the dataset records the mount in meta.json.
+#[test]
+fn robot_mount_poses_stay_within_the_mount() {
+    let mount = CameraMount::ROBOT;
+    let mut heights = Vec::new();
+    for seed in 0..40u64 {
+        let scene = Scene::random(seed);
+        let pose = scene.mount_pose(seed, &mount);
+        assert_eq!(pose, scene.mount_pose(seed, &mount), "same seed, same pose");
+        let z = pose.position[2];
+        assert!((z - mount.height_m).abs() <= mount.height_play_m + 1e-4, "seed {seed}: height {z}");
+        let forward = pose.axis(2);
+        let pitch = forward.z.asin().to_degrees();
+        assert!((pitch - mount.pitch_deg).abs() <= mount.pitch_play_deg + 1e-3, "seed {seed}: pitch {pitch}");
+        // Roll: the camera's right axis leaves the horizontal plane by at most the roll play.
+        let roll = pose.axis(0).z.asin().to_degrees().abs();
+        assert!(roll <= mount.roll_play_deg + 1e-3, "seed {seed}: roll {roll}");
+        let [x, y, _] = pose.position;
+        let [w, l, _] = scene.size();
+        assert!(x > 0.0 && y > 0.0 && x < w && y < l, "seed {seed}: inside the room");
+        heights.push(z);
+    }
+    let spread = heights.iter().cloned().fold(f32::MIN, f32::max) - heights.iter().cloned().fold(f32::MAX, f32::min);
+    assert!(spread > 0.5 * mount.height_play_m, "heights vary within the play: spread {spread}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let spec = DatasetSpec { mount: Some(mount), ..DatasetSpec::new(dir.path().join("m")) };
+    let spec = DatasetSpec { count: 2, width: 32, height: 24, ..spec };
+    write_dataset(&spec, &|_| {}).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("m/meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["camera_mount"]["height_m"].as_f64().unwrap() as f32, mount.height_m);
+    assert_eq!(meta["samples"][1]["seed"], 1);
 }

@@ -40,6 +40,56 @@ impl Intrinsics {
     }
 }
 
+/// How a robot carries its camera: a declared height above the floor and a downward pitch,
+/// each with a little play (the mount's tolerance, suspension, bumps), and a small roll.
+/// Models trained on one mount predict metric depth for cameras mounted that way; the mount
+/// travels with the model (`pag.camera_mount` metadata, see models/CONTRACT.md).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CameraMount {
+    /// Optical centre above the floor (m).
+    pub height_m: f32,
+    /// Height varies uniformly within ± this (m) from one trip to the next.
+    pub height_play_m: f32,
+    /// Pitch of the optical axis (degrees, negative looks down).
+    pub pitch_deg: f32,
+    /// Pitch varies within ± this (degrees), mount tolerance and wobble together.
+    pub pitch_play_deg: f32,
+    /// Roll stays within ± this (degrees).
+    pub roll_play_deg: f32,
+}
+
+impl CameraMount {
+    /// The mount pagrt's shipped models (v2 on) are trained for: a small indoor robot with its
+    /// camera 0.60 m above the floor, tilted 5° down.
+    pub const ROBOT: CameraMount =
+        CameraMount { height_m: 0.60, height_play_m: 0.03, pitch_deg: -5.0, pitch_play_deg: 3.0, roll_play_deg: 2.0 };
+
+    /// Errors unless every value is finite, the height is positive and above its play, and the
+    /// pitch looks neither straight up nor down.
+    pub fn validate(&self) -> Result<(), String> {
+        let all = [self.height_m, self.height_play_m, self.pitch_deg, self.pitch_play_deg, self.roll_play_deg];
+        if all.iter().any(|v| !v.is_finite()) {
+            return Err(format!("camera mount values must be finite: {self:?}"));
+        }
+        if self.height_play_m < 0.0 || self.pitch_play_deg < 0.0 || self.roll_play_deg < 0.0 {
+            return Err(format!("camera mount play must be ≥ 0: {self:?}"));
+        }
+        if self.height_m - self.height_play_m <= 0.05 {
+            return Err(format!(
+                "camera mount height {} ± {} m must stay above 0.05 m",
+                self.height_m, self.height_play_m
+            ));
+        }
+        if (self.pitch_deg.abs() + self.pitch_play_deg) >= 80.0 || self.roll_play_deg >= 45.0 {
+            return Err(format!(
+                "camera mount pitch {}° ± {}° must stay within ±80°, roll below 45°",
+                self.pitch_deg, self.pitch_play_deg
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Camera-to-world transform: `p_world = rotation * p_cam + position`.
 ///
 /// `rotation` is row-major; its columns are the camera optical x (right), y (down)

@@ -1,6 +1,6 @@
 //! Writing rendered samples to disk as PNG / `.npy` files plus a `meta.json`.
 
-use super::camera::{Intrinsics, Pose};
+use super::camera::{CameraMount, Intrinsics, Pose};
 use super::render::Frame;
 use super::scene::Scene;
 use super::trajectory::Trajectory;
@@ -52,6 +52,10 @@ pub struct DatasetSpec {
     /// If true: one scene from `first_seed`, `count` consecutive frames at 10 fps along a
     /// [`Trajectory`]; samples are named by frame index.
     pub trajectory: bool,
+    /// How the camera is carried. `None`: the varied random poses of [`Scene::random_pose`]
+    /// (height 0.4–1.6 m, pitch −25°..+10°). `Some(mount)`: a robot driving with its camera on
+    /// `mount` ([`Scene::mount_pose`]); trajectories use it too (default [`CameraMount::ROBOT`]).
+    pub mount: Option<CameraMount>,
 }
 
 impl DatasetSpec {
@@ -65,6 +69,7 @@ impl DatasetSpec {
             height: 240,
             hfov_deg: super::DEFAULT_HFOV_DEG,
             trajectory: false,
+            mount: None,
         }
     }
 
@@ -79,6 +84,9 @@ impl DatasetSpec {
         }
         if !(self.hfov_deg.is_finite() && self.hfov_deg > 0.0 && self.hfov_deg < 180.0) {
             return bad(format!("hfov_deg {} must be in (0, 180)", self.hfov_deg));
+        }
+        if let Some(mount) = &self.mount {
+            mount.validate().map_err(SceneError::InvalidSpec)?;
         }
         if !self.trajectory && self.first_seed.checked_add(self.count as u64 - 1).is_none() {
             return bad("first_seed + count overflows u64".into());
@@ -141,7 +149,7 @@ struct Sample {
 fn plan(spec: &DatasetSpec) -> (Option<Scene>, Vec<Sample>) {
     if spec.trajectory {
         let scene = Scene::random(spec.first_seed);
-        let traj = Trajectory::new(&scene, spec.first_seed);
+        let traj = Trajectory::with_mount(&scene, spec.first_seed, &spec.mount.unwrap_or(CameraMount::ROBOT));
         let samples = (0..spec.count)
             .map(|i| {
                 let t = i as f32 / TRAJECTORY_FPS;
@@ -154,7 +162,11 @@ fn plan(spec: &DatasetSpec) -> (Option<Scene>, Vec<Sample>) {
             .map(|i| {
                 let seed = spec.first_seed + i;
                 // Only the pose is needed here; scenes are rebuilt (cheaply) while rendering.
-                let pose = Scene::random(seed).random_pose(seed);
+                let scene = Scene::random(seed);
+                let pose = match &spec.mount {
+                    Some(mount) => scene.mount_pose(seed, mount),
+                    None => scene.random_pose(seed),
+                };
                 Sample { name: format!("{seed:06}"), seed, time: None, pose }
             })
             .collect();
@@ -191,6 +203,7 @@ fn meta_json(spec: &DatasetSpec, samples: &[Sample]) -> serde_json::Value {
         "first_seed": spec.first_seed,
         "count": spec.count,
         "trajectory": spec.trajectory,
+        "camera_mount": spec.mount,
         "fps": if spec.trajectory { Some(TRAJECTORY_FPS) } else { None },
         "samples": samples,
         "format": {

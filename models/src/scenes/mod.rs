@@ -16,7 +16,7 @@ pub mod scene;
 pub mod texture;
 pub mod trajectory;
 
-pub use camera::{Intrinsics, Pose, DEFAULT_HFOV_DEG};
+pub use camera::{CameraMount, Intrinsics, Pose, DEFAULT_HFOV_DEG};
 pub use dataset::{write_dataset, DatasetSpec, SceneError};
 pub use geometry::{Shape, Vec3};
 pub use render::{colorize_labels, Frame};

@@ -1,9 +1,10 @@
 //! Scene description and deterministic random generation.
 
 use super::accel::ShadowGrid;
-use super::camera::Pose;
+use super::camera::{CameraMount, Pose};
 use super::geometry::{Bound, Shape, Vec3};
 use super::texture::Material;
+use super::trajectory::Trajectory;
 use super::Class;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -189,6 +190,49 @@ impl Scene {
             }
         }
         Pose::look([x, y, z], yaw, pitch, roll)
+    }
+
+    /// A camera pose of a robot driving through the room with its camera on `mount`: a point of
+    /// the [`Trajectory`] of this seed (so position, heading, height, pitch and roll follow a
+    /// driving robot's distribution). Of six random times along the path, 70% of the time the one
+    /// that sees the most objects is kept (more object pixels in the data, as [`Scene::random_pose`]
+    /// aims at objects), otherwise the first. Same seed, same pose.
+    pub fn mount_pose(&self, seed: u64, mount: &CameraMount) -> Pose {
+        let traj = Trajectory::with_mount(self, seed, mount);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5be0_cd19_137e_2179);
+        let times: Vec<f32> = (0..6).map(|_| uni(&mut rng, 0.0, traj.period())).collect();
+        if !rng.random_bool(0.7) {
+            return traj.pose_at(times[0]);
+        }
+        let seen = |pose: &Pose| -> f32 {
+            // Objects whose bounding sphere centre lies within ±30° of the heading and 6 m,
+            // nearer ones counting more.
+            let (fwd, pos) = (pose.axis(2), pose.position_vec());
+            self.objects
+                .iter()
+                .map(|o| {
+                    let (c, _) = o.shape.bounding_sphere();
+                    let v = c - pos;
+                    let (horiz, along) = ((v.x * v.x + v.y * v.y).sqrt(), v.x * fwd.x + v.y * fwd.y);
+                    let cos = along / (horiz * (fwd.x * fwd.x + fwd.y * fwd.y).sqrt()).max(1e-6);
+                    if horiz < 6.0 && cos > 30f32.to_radians().cos() {
+                        1.0 / horiz.max(0.5)
+                    } else {
+                        0.0
+                    }
+                })
+                .sum()
+        };
+        times
+            .iter()
+            .map(|&t| traj.pose_at(t))
+            .map(|p| (seen(&p), p))
+            .fold(None, |best: Option<(f32, Pose)>, (s, p)| match best {
+                Some((b, _)) if b >= s => best,
+                _ => Some((s, p)),
+            })
+            .map(|(_, p)| p)
+            .expect("six candidates")
     }
 
     /// Horizontal distance from (x, y) to the wall in direction `yaw`.

@@ -1,6 +1,6 @@
 //! Smooth closed camera paths through the free floor area (robot-like motion for video).
 
-use super::camera::Pose;
+use super::camera::{CameraMount, Pose};
 use super::scene::Scene;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -47,9 +47,17 @@ fn wave(p: (f32, f32, f32), t: f32) -> f32 {
 }
 
 impl Trajectory {
-    /// A random path in `scene` that keeps 0.35 m from walls and objects (falling back to a
-    /// small loop around a random free point when no larger path fits).
+    /// [`Trajectory::with_mount`] for the robot mount pagrt's models are trained on
+    /// ([`CameraMount::ROBOT`]).
     pub fn new(scene: &Scene, seed: u64) -> Trajectory {
+        Self::with_mount(scene, seed, &CameraMount::ROBOT)
+    }
+
+    /// A random path in `scene` that keeps 0.35 m from walls and objects (falling back to a
+    /// small loop around a random free point when no larger path fits), seen by a camera on
+    /// `mount`: height and pitch drawn within half the mount's play per trip, the other half
+    /// spent on bobbing and pitch wobble along the way; roll wobbles within the mount's roll play.
+    pub fn with_mount(scene: &Scene, seed: u64, mount: &CameraMount) -> Trajectory {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x3c6e_f372_fe94_f82b);
         let [w, l, _] = scene.size();
         let fps = scene.footprints();
@@ -60,12 +68,12 @@ impl Trajectory {
             k: 1.0,
             omega: 0.0,
             phase0: uni(&mut rng, 0.0, TAU),
-            height: uni(&mut rng, 0.32, 0.78),
-            pitch0: uni(&mut rng, -12.0, 0.0).to_radians(),
+            height: mount.height_m + uni(&mut rng, -0.5, 0.5) * mount.height_play_m,
+            pitch0: (mount.pitch_deg + uni(&mut rng, -0.5, 0.5) * mount.pitch_play_deg).to_radians(),
             sway: (uni(&mut rng, 0.1, 0.35), uni(&mut rng, 6.0, 12.0), uni(&mut rng, 0.0, TAU)),
-            pitch_wobble: (3f32.to_radians(), uni(&mut rng, 4.0, 8.0), uni(&mut rng, 0.0, TAU)),
-            roll_wobble: (1.5f32.to_radians(), uni(&mut rng, 4.0, 7.0), uni(&mut rng, 0.0, TAU)),
-            bob: (0.015, uni(&mut rng, 2.0, 4.0), uni(&mut rng, 0.0, TAU)),
+            pitch_wobble: ((0.5 * mount.pitch_play_deg).to_radians(), uni(&mut rng, 4.0, 8.0), uni(&mut rng, 0.0, TAU)),
+            roll_wobble: (mount.roll_play_deg.to_radians(), uni(&mut rng, 4.0, 7.0), uni(&mut rng, 0.0, TAU)),
+            bob: (0.5 * mount.height_play_m, uni(&mut rng, 2.0, 4.0), uni(&mut rng, 0.0, TAU)),
         };
         let reverse = rng.random_bool(0.5);
         let mut best: Option<(f32, Trajectory)> = None;
