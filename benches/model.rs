@@ -24,17 +24,17 @@ fn end_to_end(c: &mut Criterion) {
             Execution::Sparse,
             &[
                 ("rho_1.0", ComputeMode::Dense),
-                ("rho_0.9", ComputeMode::Budget(0.9)),
-                ("rho_0.7", ComputeMode::Budget(0.7)),
-                ("rho_0.5", ComputeMode::Budget(0.5)),
-                ("rho_0.3", ComputeMode::Budget(0.3)),
+                ("rho_0.9", ComputeMode::budget(0.9).unwrap()),
+                ("rho_0.7", ComputeMode::budget(0.7).unwrap()),
+                ("rho_0.5", ComputeMode::budget(0.5).unwrap()),
+                ("rho_0.3", ComputeMode::budget(0.3).unwrap()),
                 ("native", ComputeMode::Native),
             ][..],
         ),
         (
             "e2e_dense_240x320",
             Execution::Dense,
-            &[("rho_1.0", ComputeMode::Dense), ("rho_0.5_masked", ComputeMode::Budget(0.5))][..],
+            &[("rho_1.0", ComputeMode::Dense), ("rho_0.5_masked", ComputeMode::budget(0.5).unwrap())][..],
         ),
     ] {
         let model = Arc::new(PagModel::load_with(&path, execution).expect("shipped model loads"));

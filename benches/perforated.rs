@@ -2,7 +2,8 @@
 //! the same shape, single thread. Masks are `ActiveSet::budget` of fixed-seed random scores
 //! (scattered pixels: the worst case for the im2col gather).
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use pag_runtime::sparse::{ActiveSet, ConvScratch, PerforatedConv};
+use pag_runtime::kernels::cpu_f32::{ConvScratch, PerforatedConv};
+use pag_runtime::pag::ActiveSet;
 use tract_onnx::pb::tensor_shape_proto::{dimension, Dimension};
 use tract_onnx::pb::{
     attribute_proto::AttributeType, tensor_proto::DataType, type_proto, AttributeProto, GraphProto, ModelProto,

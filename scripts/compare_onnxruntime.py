@@ -1,18 +1,21 @@
 #!/usr/bin/env python3
 """Time pagrt (tract + pagrt's sparse kernels) and onnxruntime on the same ONNX model, same input,
-same thread count (1), interleaved in one run, and print per compute mode: both times, their ratio,
-pagrt's speedup over the first mode (ρ=1 by default), the ideal speedup from executed MACs (the
-model's dense MACs minus what the gated blocks and MultiPool skipped, as pagrt's telemetry counts
-them) and the fraction of that ideal reached.
+same thread count, interleaved in one run, and print per thread count and compute mode: both
+times, their ratio, pagrt's speedup over the first mode (ρ=1 by default), the ideal speedup from
+executed MACs (the model's dense MACs minus what the gated blocks and MultiPool skipped, as
+pagrt's telemetry counts them) and the fraction of that ideal reached; then pagrt's and
+onnxruntime's scaling from 1 thread to more. Prints the CPU model first.
 
-    python3 scripts/compare_onnxruntime.py [--model models/shipped/pag_multitask.onnx] [--modes dense 0.5 native]
+    python3 scripts/compare_onnxruntime.py [--model models/shipped/pag_multitask.onnx] [--threads 1 2] [--modes dense 0.5 native]
 
 pagrt is timed twice per frame: the whole frame (`pagrt ms`: normalise the u8 image, run the
 model, argmax and layout of the outputs) and the model alone (`model ms`: the tract plan with
-pagrt's operators, what onnxruntime's bare session.run on a ready float tensor measures). Needs `pip install onnxruntime numpy` and a release build of `pag`."""
+pagrt's operators, what onnxruntime's bare session.run on a ready float tensor measures). Needs
+`pip install onnxruntime numpy` and a release build of `pag`."""
 import argparse
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -22,6 +25,17 @@ import numpy as np
 import onnxruntime as ort
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cpu_model():
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def rho_of(mode):
@@ -40,41 +54,60 @@ def time_ort(sess, feed, frames):
     return statistics.median(ms)
 
 
+def ort_session(model, threads):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=os.path.join(ROOT, "models/shipped/pag_multitask.onnx"))
-    p.add_argument("--modes", nargs="+", default=["dense", "0.9", "0.7", "0.5", "0.3", "native"])
+    p.add_argument("--modes", nargs="+", default=["dense", "0.7", "0.5", "0.25", "native"])
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--frames", type=int, default=30)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--pag", default=os.path.join(ROOT, "target/release/pag"))
     a = p.parse_args()
     if not os.path.exists(a.pag):
         sys.exit(f"{a.pag} not found: run `cargo build --release` first")
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    sess = ort.InferenceSession(a.model, so, providers=["CPUExecutionProvider"])
-    shape = sess.get_inputs()[0].shape
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; onnxruntime {ort.__version__}")
+    sessions = {t: ort_session(a.model, t) for t in a.threads}
+    any_sess = sessions[a.threads[0]]
+    shape = any_sess.get_inputs()[0].shape
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    has_rho = any(i.name == "rho" for i in sess.get_inputs())
-    print(f"model {os.path.relpath(a.model)}, input {shape}, 1 thread each, {a.rounds} interleaved rounds of {a.frames} frames")
-    print(f"{'mode':<10} {'pagrt ms':>9} {'model ms':>9} {'ORT ms':>9} {'pagrt/ORT':>10} {'model/ORT':>10} {'GMAC':>7} {'speedup':>8} {'ideal':>7} {'of ideal':>9}")
-    base = None
-    for mode in a.modes:
-        feed = {"image": x, **({"rho": np.array([rho_of(mode)], np.float32)} if has_rho else {})}
-        ours, model, theirs = [], [], []
-        for _ in range(a.rounds):
-            out = subprocess.run([a.pag, "bench", "--model", a.model, "--mode", mode, "--frames", str(a.frames), "--json"],
-                                 check=True, capture_output=True, text=True, env={**os.environ, "RAYON_NUM_THREADS": "1"})
-            row = json.loads(out.stdout.strip().splitlines()[-1])
-            ours.append(row["median_ms"])
-            model.append(row["inference_median_ms"])
-            theirs.append(time_ort(sess, feed, a.frames))
-        o, t, macs = statistics.median(ours), statistics.median(theirs), row["executed_macs"]
-        mo = statistics.median(model)
-        base = base or (o, macs)
-        speedup, ideal = base[0] / o, base[1] / macs
-        print(f"{mode:<10} {o:9.2f} {mo:9.2f} {t:9.2f} {o / t:10.2f} {mo / t:10.2f} {macs / 1e9:7.3f} {speedup:8.2f} {ideal:7.2f} {speedup / ideal:9.2f}")
+    has_rho = any(i.name == "rho" for i in any_sess.get_inputs())
+    print(f"model {os.path.relpath(a.model)}, input {shape}, {a.rounds} interleaved rounds of {a.frames} frames")
+    results = {}
+    for threads in a.threads:
+        print(f"\n{threads} thread(s) each")
+        print(f"{'mode':<10} {'pagrt ms':>9} {'model ms':>9} {'ORT ms':>9} {'pagrt/ORT':>10} {'model/ORT':>10} {'GMAC':>7} {'speedup':>8} {'ideal':>7} {'of ideal':>9}")
+        base = None
+        for mode in a.modes:
+            feed = {"image": x, **({"rho": np.array([rho_of(mode)], np.float32)} if has_rho else {})}
+            ours, model, theirs = [], [], []
+            for _ in range(a.rounds):
+                out = subprocess.run([a.pag, "bench", "--model", a.model, "--mode", mode, "--frames", str(a.frames),
+                                      "--rounds", "1", "--threads", str(threads), "--json"],
+                                     check=True, capture_output=True, text=True)
+                row = json.loads(out.stdout.strip().splitlines()[-1])
+                ours.append(row["median_ms"])
+                model.append(row["inference_median_ms"])
+                theirs.append(time_ort(sessions[threads], feed, a.frames))
+            o, t, macs = statistics.median(ours), statistics.median(theirs), row["executed_macs"]
+            mo = statistics.median(model)
+            results[(threads, mode)] = (o, mo, t)
+            base = base or (o, macs)
+            speedup, ideal = base[0] / o, base[1] / macs
+            print(f"{mode:<10} {o:9.2f} {mo:9.2f} {t:9.2f} {o / t:10.2f} {mo / t:10.2f} {macs / 1e9:7.3f} {speedup:8.2f} {ideal:7.2f} {speedup / ideal:9.2f}")
+    if len(a.threads) > 1:
+        t0 = a.threads[0]
+        print(f"\nscaling from {t0} thread(s) (model alone for pagrt, session.run for onnxruntime): time at t0 / time at t")
+        for threads in a.threads[1:]:
+            for mode in a.modes:
+                (_, m0, r0), (_, m1, r1) = results[(t0, mode)], results[(threads, mode)]
+                print(f"  {threads} threads {mode:<10} pagrt {m0 / m1:5.2f}×   onnxruntime {r0 / r1:5.2f}×")
 
 
 if __name__ == "__main__":

@@ -41,17 +41,30 @@ fn counters() -> (u64, u64) {
 const OURS: [&str; 5] = ["PagGatedBlock", "PagMultiPool", "PagResize", "PagConv", "PagL2Norm"];
 
 #[test]
-fn pagrt_operators_allocate_nothing_after_warm_up() {
+fn pagrt_operators_allocate_nothing_after_warm_up_on_1_thread() {
+    operators_allocate_nothing_after_warm_up(1);
+}
+
+#[test]
+fn pagrt_operators_allocate_nothing_after_warm_up_on_2_threads() {
+    operators_allocate_nothing_after_warm_up(2);
+}
+
+/// Both thread counts run in one process (tests share the counters, so they take turns).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn operators_allocate_nothing_after_warm_up(threads: usize) {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let model = Arc::new(PagModel::load_with(common::shipped_model(), Execution::Sparse).unwrap());
     let (h, w) = (model.info.input.height, model.info.input.width);
     let rgb = ndarray::Array3::<u8>::from_shape_fn((h, w, 3), |(y, x, c)| ((y * 7 + x * 3 + c * 50) % 256) as u8);
-    let mut session = Session::new(model).unwrap();
+    let mut session = Session::with_threads(model, threads).unwrap();
     // Warm up every mode once (scratch grows to what any mode needs), then switch modes freely.
     let modes = [
         ComputeMode::Dense,
-        ComputeMode::Budget(0.9),
-        ComputeMode::Budget(0.5),
-        ComputeMode::Budget(0.2),
+        ComputeMode::budget(0.9).unwrap(),
+        ComputeMode::budget(0.5).unwrap(),
+        ComputeMode::budget(0.2).unwrap(),
         ComputeMode::Native,
     ];
     for mode in modes {
@@ -80,7 +93,7 @@ fn pagrt_operators_allocate_nothing_after_warm_up() {
         }
         let total = (counters().0 - start.0, counters().1 - start.1);
         println!(
-            "{mode}: per frame {} allocations / {} KiB in all; tract's operators {} / {} KiB; pagrt's {:?}",
+            "{threads} thread(s), {mode}: per frame {} allocations / {} KiB in all; tract's operators {} / {} KiB; pagrt's {:?}",
             total.0 / frames,
             total.1 / frames / 1024,
             theirs.0 / frames,
@@ -91,7 +104,7 @@ fn pagrt_operators_allocate_nothing_after_warm_up() {
             assert_eq!(
                 (allocs, bytes),
                 (0, 0),
-                "{name} allocated {allocs} times ({bytes} bytes) in {frames} frames of {mode}"
+                "{name} allocated {allocs} times ({bytes} bytes) in {frames} frames of {mode} on {threads} thread(s)"
             );
         }
     }

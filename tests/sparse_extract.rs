@@ -7,7 +7,8 @@ use std::path::Path;
 
 use common::*;
 use pag_runtime::generic::{read_npy, run_onnx};
-use pag_runtime::sparse::{extract_sparse_blocks, GatedBlockScratch, MultiPoolScratch, SparsePlan};
+use pag_runtime::graph::{extract_sparse_blocks, SparsePlan};
+use pag_runtime::kernels::cpu_f32::{GatedBlockScratch, MultiPoolScratch};
 use pag_runtime::{decode_onnx, ComputeMode, ModelInfo};
 use tract_onnx::pb::{ModelProto, ValueInfoProto};
 use tract_onnx::prelude::Tensor;
@@ -39,7 +40,7 @@ fn tract_values(proto: &ModelProto, case: &Path, names: &[&str]) -> (HashMap<Str
     let rho_t = read_npy(&case.join("rho.npy")).unwrap();
     let rho = floats(&rho_t)[0];
     let outs = run_onnx(file.path(), vec![image, rho_t]).unwrap();
-    let mode = pag_runtime::sparse::mode_from_rho(rho);
+    let mode = pag_runtime::mode_from_rho(rho);
     (outs.into_iter().map(|(n, t)| (n, floats(&t))).collect(), mode)
 }
 

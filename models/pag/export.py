@@ -13,7 +13,7 @@ from .data import MEAN, STD
 from .model import DILATIONS, ExportWrapper, count_params, fuse_all
 from .train import load
 
-CONTRACT_VERSION = "1"
+CONTRACT_VERSION = "2"
 OPSET = 17
 
 
@@ -79,7 +79,19 @@ def find_multipools(graph):
     return pools
 
 
-def export(checkpoint, out, class_names, palette, hfov_deg, height=240, width=320):
+def link_gated_multipools(graph, blocks, pools):
+    """Contract version 2: a gated block whose expand conv reads a MultiPool's output has that
+    MultiPool as its spatial stage (`"multipool": name`)."""
+    prod = producers(graph)
+    for b in blocks:
+        expand = prod.get(b["branch"])
+        for p in pools:
+            if expand is not None and expand.op_type == "Conv" and expand.input[0] == p["output"]:
+                b["multipool"] = p["name"]
+    return blocks
+
+
+def export(checkpoint, out, class_names, palette, hfov_deg, height=240, width=320, mount=None):
     net, ck = load(checkpoint)
     fuse_all(net)
     wrapper = ExportWrapper(net).eval()
@@ -102,13 +114,17 @@ def export(checkpoint, out, class_names, palette, hfov_deg, height=240, width=32
             "seg_logits": {"kind": "segmentation_logits"},
             "depth": {"kind": "depth", "unit": "m", "along": "optical_z"},
             "normals": {"kind": "normals", "frame": "camera_optical", "axes": "x right, y down, z forward"}}),
-        "pag.gated_blocks": json.dumps(find_gated_blocks(g)),
+        "pag.gated_blocks": json.dumps(link_gated_multipools(g, find_gated_blocks(g), find_multipools(g))),
         "pag.multipools": json.dumps(find_multipools(g)),
         "pag.camera_hfov_deg": str(hfov_deg),
-        "pag.training": json.dumps({k: ck["training"]["args"][k] for k in
-                                    ("rho_min", "rho_native", "native_share", "iters", "batch", "crop", "dense")}),
+        "pag.training": json.dumps({k: ck["training"]["args"].get(k) for k in
+                                    ("rho_min", "rho_native", "native_share", "dense_share", "iters", "half_iters",
+                                     "batch", "crop", "dense")}),
         "pag.parameters": str(count_params(net)),
+        "pag.architecture": json.dumps(net.cfg.to_dict()),
     }
+    if mount is not None:
+        meta["pag.camera_mount"] = json.dumps({k: round(v, 4) for k, v in mount.items()})
     del model.metadata_props[:]
     for k, v in meta.items():
         model.metadata_props.add(key=k, value=v)
@@ -126,8 +142,8 @@ def main():
     a = p.parse_args()
     with open(f"{a.data}/meta.json") as f:
         dm = json.load(f)
-    hfov = dm.get("hfov_deg", 70.0)
-    _, meta = export(a.checkpoint, a.out, dm["class_names"], dm["palette"], hfov)
+    hfov = dm.get("intrinsics", {}).get("hfov_deg", dm.get("hfov_deg", 70.0))
+    _, meta = export(a.checkpoint, a.out, dm["class_names"], dm["palette"], hfov, mount=dm.get("camera_mount"))
     print(f"wrote {a.out}: {len(json.loads(meta['pag.gated_blocks']))} gated blocks, "
           f"{len(json.loads(meta['pag.multipools']))} MultiPool modules")
 

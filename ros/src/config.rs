@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use pag_runtime::{ComputeMode, Resolution};
+use pag_runtime::{ComputeMode, Resolution, Rho};
 use ros2_client::ParameterValue;
 
 pub const P_MODEL_PATH: &str = "model_path";
@@ -170,12 +170,11 @@ impl Config {
     /// not opened here (the node checks that `model_path` loads before accepting it).
     pub fn set(&mut self, name: &str, value: &ParameterValue) -> Result<(), String> {
         use ParameterValue as V;
-        let unit = |what: &str, v: f64| {
-            if v.is_finite() && v > 0.0 && v <= 1.0 {
-                Ok(v)
-            } else {
-                Err(format!("{what} must be in (0, 1], got {v}"))
-            }
+        // A valid ρ (pag_runtime::Rho): in (0, 1] and still > 0 as an f32 (1e-46 is rejected,
+        // it would silently become native mode).
+        let unit = |what: &str, v: f64| match Rho::new(v) {
+            Ok(_) => Ok(v),
+            Err(_) => Err(format!("{what} must be in (0, 1] (and representable as a positive f32), got {v}")),
         };
         match (name, value) {
             (P_MODEL_PATH, V::String(s)) => {
@@ -240,14 +239,14 @@ impl Config {
         let base = match self.mode {
             ModeKind::Dense => ComputeMode::Dense,
             ModeKind::Native => ComputeMode::Native,
-            ModeKind::Budget => ComputeMode::Budget(self.rho as f32),
+            ModeKind::Budget => ComputeMode::Budget(Rho::new(self.rho).unwrap_or(Rho::ONE)),
         };
         match (self.battery_policy, battery, base) {
             (BatteryPolicy::Scale, Some(b), ComputeMode::Dense | ComputeMode::Budget(_)) => {
                 let rho = base.rho_input();
                 let cap = (b.clamp(0.0, 1.0)).max(self.battery_min_rho as f32);
                 if cap < rho {
-                    ComputeMode::Budget(cap)
+                    ComputeMode::Budget(Rho::new(cap as f64).unwrap_or(Rho::ONE))
                 } else {
                     base
                 }
@@ -300,7 +299,7 @@ pub fn parse_cli_mode(s: &str) -> Result<(ModeKind, Option<f64>), String> {
     match s.parse::<ComputeMode>().map_err(|e| e.to_string())? {
         ComputeMode::Dense => Ok((ModeKind::Dense, None)),
         ComputeMode::Native => Ok((ModeKind::Native, None)),
-        ComputeMode::Budget(r) => Ok((ModeKind::Budget, Some(r as f64))),
+        ComputeMode::Budget(r) => Ok((ModeKind::Budget, Some(r.get() as f64))),
     }
 }
 
@@ -335,7 +334,7 @@ mod tests {
         }
         c.set(P_RHO, &V::Double(0.3)).unwrap();
         c.set(P_MODE, &V::String("budget".into())).unwrap();
-        assert_eq!(c.effective_mode(None), ComputeMode::Budget(0.3));
+        assert_eq!(c.effective_mode(None), ComputeMode::budget(0.3).unwrap());
         for (name, value) in before.parameters() {
             c.validate(name, &value).unwrap();
         }
@@ -347,12 +346,12 @@ mod tests {
         assert_eq!(c.effective_mode(Some(0.1)), ComputeMode::Dense, "policy off");
         c.battery_policy = BatteryPolicy::Scale;
         assert_eq!(c.effective_mode(None), ComputeMode::Dense, "unknown battery: no cap");
-        assert_eq!(c.effective_mode(Some(0.6)), ComputeMode::Budget(0.6));
-        assert_eq!(c.effective_mode(Some(0.1)), ComputeMode::Budget(0.25), "floor");
+        assert_eq!(c.effective_mode(Some(0.6)), ComputeMode::budget(0.6).unwrap());
+        assert_eq!(c.effective_mode(Some(0.1)), ComputeMode::budget(0.25).unwrap(), "floor");
         c.mode = ModeKind::Budget;
         c.rho = 0.5;
-        assert_eq!(c.effective_mode(Some(0.9)), ComputeMode::Budget(0.5), "cap above ρ");
-        assert_eq!(c.effective_mode(Some(0.4)), ComputeMode::Budget(0.4));
+        assert_eq!(c.effective_mode(Some(0.9)), ComputeMode::budget(0.5).unwrap(), "cap above ρ");
+        assert_eq!(c.effective_mode(Some(0.4)), ComputeMode::budget(0.4).unwrap());
         c.mode = ModeKind::Native;
         assert_eq!(c.effective_mode(Some(0.1)), ComputeMode::Native);
     }
@@ -384,5 +383,15 @@ mod tests {
         assert_eq!(parse_cli_mode("budget").unwrap(), (ModeKind::Budget, None));
         assert_eq!(parse_cli_mode("budget:0.25").unwrap(), (ModeKind::Budget, Some(0.25)));
         assert!(parse_cli_mode("budget:2").is_err());
+        assert!(parse_cli_mode("budget:1e-46").is_err());
+    }
+
+    #[test]
+    fn rho_that_would_round_to_zero_is_rejected() {
+        let mut c = Config::new("m.onnx".into());
+        for bad in [1e-46, 0.0, -1.0, f64::NAN, 1.5] {
+            assert!(c.set(P_RHO, &ParameterValue::Double(bad)).is_err(), "{bad}");
+        }
+        assert!(c.set(P_RHO, &ParameterValue::Double(0.3)).is_ok());
     }
 }

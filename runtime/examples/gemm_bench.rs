@@ -2,7 +2,7 @@
 //! strides), one thread. `cargo run --release -p pag-runtime --example gemm_bench`
 use std::time::Instant;
 
-use pag_runtime::sparse::gemm::{sgemm, GemmScratch};
+use pag_runtime::kernels::cpu_f32::gemm::{sgemm, GemmScratch};
 
 /// (name, m, k, n, A strides, B strides, C strides) with A m×k, B k×n, C m×n.
 type Call = (&'static str, usize, usize, usize, (usize, usize), (usize, usize), (usize, usize));

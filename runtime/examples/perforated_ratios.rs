@@ -11,7 +11,8 @@
 //! mode, its masks from its own gate: on random input (scattered) or on a smooth field (blobs).
 use std::time::Instant;
 
-use pag_runtime::sparse::{ActiveSet, ConvScratch, GatedBlock, GatedBlockScratch, GatedBlockWeights, PerforatedConv};
+use pag_runtime::kernels::cpu_f32::{ConvScratch, GatedBlock, GatedBlockScratch, GatedBlockWeights, PerforatedConv};
+use pag_runtime::pag::ActiveSet;
 use pag_runtime::ComputeMode;
 
 const DENSITIES: [f32; 6] = [1.0, 0.9, 0.7, 0.5, 0.25, 0.1];
@@ -167,7 +168,7 @@ fn measure_block(runs: usize) -> pag_runtime::Result<()> {
         let block = GatedBlock::new(&weights, (h, w))?;
         let mut x = pristine.clone();
         let mut scratch = GatedBlockScratch::default();
-        let modes = [ComputeMode::Dense, ComputeMode::Budget(0.5), ComputeMode::Budget(0.25)];
+        let modes = [ComputeMode::Dense, ComputeMode::budget(0.5).unwrap(), ComputeMode::budget(0.25).unwrap()];
         let mut stats = Vec::new();
         for &mode in &modes {
             x.copy_from_slice(&pristine);

@@ -29,10 +29,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut sparse = Session::new(sparse_model)?;
     let modes = [
         ComputeMode::Dense,
-        ComputeMode::Budget(0.9),
-        ComputeMode::Budget(0.7),
-        ComputeMode::Budget(0.5),
-        ComputeMode::Budget(0.3),
+        ComputeMode::budget(0.9).unwrap(),
+        ComputeMode::budget(0.7).unwrap(),
+        ComputeMode::budget(0.5).unwrap(),
+        ComputeMode::budget(0.3).unwrap(),
         ComputeMode::Native,
     ];
     println!("{frames} frames per mode, median ms");

@@ -17,6 +17,10 @@ pub enum PagError {
     Shape { what: String, expected: String, got: String },
     #[error("invalid compute mode: {0}")]
     Mode(String),
+    #[error("device {device} is not available: {reason}")]
+    DeviceUnavailable { device: String, reason: String },
+    #[error("invalid load option: {0}")]
+    Options(String),
 }
 
 pub type Result<T> = std::result::Result<T, PagError>;

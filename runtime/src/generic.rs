@@ -6,7 +6,11 @@ use ndarray_npy::{ReadNpyExt, WriteNpyExt};
 use tract_onnx::prelude::*;
 
 use crate::error::{tract_err, PagError, Result};
-use crate::model::{check_supported, decode_onnx, read_file};
+
+use crate::graph::{check_supported, decode_onnx};
+use crate::model::read_file;
+/// tract's tensor types, for callers handling [`run_onnx`]'s and a session's raw outputs.
+pub use tract_onnx::prelude::{IntoTensor, TValue, Tensor};
 
 /// Read a `.npy` file into a tract tensor (f32, f64, i64, i32, u8 or bool).
 pub fn read_npy(path: &Path) -> Result<Tensor> {
@@ -49,6 +53,12 @@ pub fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
         }
     };
     res.map_err(tract_err("read an output of"))?.map_err(|e| io(std::io::Error::other(e.to_string())))
+}
+
+/// Whether the ONNX file at `path` declares itself a PAG model (`pag.contract_version`).
+pub fn is_pag_model(path: &Path) -> Result<bool> {
+    let proto = decode_onnx(&read_file(path)?, &path.display().to_string())?;
+    Ok(proto.metadata_props.iter().any(|p| p.key == "pag.contract_version"))
 }
 
 /// Inputs of an ONNX graph as (name, declared shape; None for symbolic dims).

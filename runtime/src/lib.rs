@@ -14,23 +14,33 @@
 //! # Ok::<(), pag_runtime::PagError>(())
 //! ```
 //! This crate knows nothing of ROS.
+//!
+//! Layout: [`pag`] is the PAG policy (active sets, budgets, block plans, telemetry), written once
+//! and backend-agnostic; [`kernels`] the arithmetic per numeric family (`cpu_f32`, the `cuda`
+//! seam), behind the traits [`kernels::GatedBlockKernel`] and [`kernels::MultiPoolKernel`];
+//! [`graph`] everything from ONNX bytes to a plan (contract, extraction, rewrites, MAC
+//! counting); [`ops`] the tract operators wrapping the kernels; [`Session`] runs frames on its
+//! own thread pool.
 
-pub mod contract;
 mod error;
 pub mod generic;
+pub mod graph;
+pub mod kernels;
 mod mode;
 mod model;
+pub mod ops;
+mod options;
 mod outputs;
+pub mod pag;
 mod preprocess;
 mod session;
-pub mod sparse;
-mod telemetry;
 
-pub use contract::{GatedBlockSpec, InputSpec, ModelInfo, MultiPoolSpec};
 pub use error::{PagError, Result};
-pub use mode::ComputeMode;
-pub use model::{count_macs, decode_onnx, Execution, PagModel};
+pub use graph::{count_macs, decode_onnx, CameraMountSpec, GatedBlockSpec, InputSpec, ModelInfo, MultiPoolSpec};
+pub use mode::{mode_from_rho, ComputeMode, Rho};
+pub use model::PagModel;
+pub use options::{default_threads, Device, Execution, LoadOptions, Precision};
 pub use outputs::Outputs;
+pub use pag::{FrameTelemetry, LayerTelemetry};
 pub use preprocess::fill_input;
 pub use session::{Resolution, Session, MAX_IMAGE_SIDE};
-pub use telemetry::{FrameTelemetry, LayerTelemetry};

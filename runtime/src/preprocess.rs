@@ -1,7 +1,7 @@
 //! Image → model input: bilinear resize (pixel centres aligned) fused with normalisation.
 use ndarray::{ArrayView3, ArrayViewMut4};
 
-use crate::contract::InputSpec;
+use crate::graph::InputSpec;
 
 /// Write `rgb` (H×W×3, u8) into `out` (1×3×h×w) resized and normalised as `spec` says.
 pub fn fill_input(rgb: ArrayView3<u8>, spec: &InputSpec, mut out: ArrayViewMut4<f32>) {

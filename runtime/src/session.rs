@@ -4,13 +4,15 @@ use std::sync::Arc;
 use ndarray::{Array2, ArrayView3, Ix4};
 use tract_onnx::prelude::*;
 
+use tract_onnx::tract_core::tract_linalg::multithread::{multithread_tract_scope, Executor};
+
 use crate::error::{tract_err, PagError, Result};
 use crate::mode::ComputeMode;
 use crate::model::PagModel;
+use crate::ops::{GatedBlockOp, MultiPoolOp, PagKernelOp, PagOp};
 use crate::outputs::Outputs;
+use crate::pag::telemetry::{add_to_ponder, count_by_grid, FrameTelemetry, LayerTelemetry};
 use crate::preprocess::fill_input;
-use crate::sparse::{PagGatedBlockOp, PagMultiPoolOp};
-use crate::telemetry::{add_to_ponder, count_by_grid, FrameTelemetry, LayerTelemetry};
 
 /// At which resolution a session returns its outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,12 +53,14 @@ pub struct Session {
     /// Seconds the last frame spent in the model itself (the tract plan), without the input
     /// normalisation and output conversion around it.
     inference_seconds: f64,
+    /// The session's threads: pagrt's kernels and tract's own ops run on this pool.
+    pool: Arc<rayon::ThreadPool>,
 }
 
-/// Node ids and names of the plan's ops of type `O`, sorted by their position in `order`.
-fn sparse_nodes<O: Op + 'static>(
+/// Node ids and names of the plan's ops of kernel `K`, sorted by their position in `order`.
+fn sparse_nodes<K: PagKernelOp>(
     model: &PagModel,
-    name: impl Fn(&O) -> &str,
+    name: impl Fn(&K) -> &str,
     order: &[&str],
 ) -> (Vec<usize>, Vec<LayerTelemetry>) {
     let mut found: Vec<(usize, usize, String)> = model
@@ -64,7 +68,7 @@ fn sparse_nodes<O: Op + 'static>(
         .model()
         .nodes()
         .iter()
-        .filter_map(|n| n.op_as::<O>().map(|op| (n.id, name(op).to_owned())))
+        .filter_map(|n| n.op_as::<PagOp<K>>().map(|op| (n.id, name(&op.0).to_owned())))
         .map(|(id, n)| (order.iter().position(|o| *o == n).unwrap_or(usize::MAX), id, n))
         .collect();
     found.sort();
@@ -74,8 +78,23 @@ fn sparse_nodes<O: Op + 'static>(
 }
 
 impl Session {
-    /// A session on `model`, in [`ComputeMode::Dense`] at [`Resolution::Model`].
+    /// A session on `model`, in [`ComputeMode::Dense`] at [`Resolution::Model`], with the
+    /// model's thread count ([`crate::LoadOptions::threads`]; default every core).
     pub fn new(model: Arc<PagModel>) -> Result<Session> {
+        let threads = model.options.resolved_threads();
+        Self::with_threads(model, threads)
+    }
+
+    /// A session on `model` running on `threads` threads (≥ 1).
+    pub fn with_threads(model: Arc<PagModel>, threads: usize) -> Result<Session> {
+        if threads == 0 || threads > 1024 {
+            return Err(PagError::Options(format!("threads must be in 1..=1024, got {threads}")));
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("pagrt-{i}"))
+            .build()
+            .map_err(|e| PagError::Options(format!("cannot start {threads} threads: {e}")))?;
         let state = TypedSimpleState::new(&model.plan).map_err(tract_err("start a session for"))?;
         let input = Arc::new(
             Tensor::zero::<f32>(&[1, 3, model.info.input.height, model.info.input.width])
@@ -84,8 +103,8 @@ impl Session {
         let rho = Arc::new(tensor1(&[1f32]));
         let gated_order: Vec<&str> = model.info.gated_blocks.iter().map(|b| b.name.as_str()).collect();
         let pool_order: Vec<&str> = model.info.multipools.iter().map(|m| m.name.as_str()).collect();
-        let (gated_nodes, layers) = sparse_nodes::<PagGatedBlockOp>(&model, |op| &op.name, &gated_order);
-        let (multipool_nodes, multipools) = sparse_nodes::<PagMultiPoolOp>(&model, |op| &op.name, &pool_order);
+        let (gated_nodes, layers) = sparse_nodes::<GatedBlockOp>(&model, |op| &op.name, &gated_order);
+        let (multipool_nodes, multipools) = sparse_nodes::<MultiPoolOp>(&model, |op| &op.name, &pool_order);
         let telemetry = (!gated_nodes.is_empty() || !multipool_nodes.is_empty()).then(|| FrameTelemetry {
             layers,
             multipools,
@@ -102,7 +121,13 @@ impl Session {
             multipool_nodes,
             telemetry,
             inference_seconds: 0.0,
+            pool: Arc::new(pool),
         })
+    }
+
+    /// Threads this session runs on.
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
     }
 
     /// Seconds the last frame spent running the model itself (the plan: pagrt's and tract's
@@ -126,7 +151,10 @@ impl Session {
             .chain(&self.multipool_nodes)
             .next()
             .and_then(|&id| self.state.op_states[id].as_deref())
-            .is_some_and(|s| PagGatedBlockOp::last_run(s).is_some() || PagMultiPoolOp::last_run(s).is_some())
+            .is_some_and(|s| {
+                PagOp::<GatedBlockOp>::state_of(s).is_some_and(|s| s.stats.is_some())
+                    || PagOp::<MultiPoolOp>::state_of(s).is_some_and(|s| s.stats.is_some())
+            })
     }
 
     /// The ponder map of the last frame, at the model's input resolution (`h × w` of
@@ -140,7 +168,8 @@ impl Session {
         let sets = self
             .gated_nodes
             .iter()
-            .filter_map(|&id| self.state.op_states[id].as_deref().and_then(PagGatedBlockOp::last_run).map(|r| r.1));
+            .filter_map(|&id| self.state.op_states[id].as_deref().and_then(PagOp::<GatedBlockOp>::state_of))
+            .map(|s| s.scratch.active());
         for (gh, gw, counts) in count_by_grid(sets) {
             add_to_ponder(&mut map, &counts, gh, gw);
         }
@@ -150,17 +179,21 @@ impl Session {
     fn update_telemetry(&mut self) {
         let Some(t) = self.telemetry.as_mut() else { return };
         for (layer, &id) in t.layers.iter_mut().zip(&self.gated_nodes) {
-            if let Some((s, _)) = self.state.op_states[id].as_deref().and_then(PagGatedBlockOp::last_run) {
+            let state = self.state.op_states[id].as_deref().and_then(PagOp::<GatedBlockOp>::state_of);
+            if let Some(s) = state.and_then(|s| s.stats) {
                 layer.density = if s.pixels == 0 { 0.0 } else { s.active as f32 / s.pixels as f32 };
                 layer.executed_macs = s.executed_macs;
                 layer.dense_macs = s.dense_macs;
+                layer.ungated_macs = s.gate_macs;
             }
         }
         for (layer, &id) in t.multipools.iter_mut().zip(&self.multipool_nodes) {
-            if let Some(s) = self.state.op_states[id].as_deref().and_then(PagMultiPoolOp::last_run) {
+            let state = self.state.op_states[id].as_deref().and_then(PagOp::<MultiPoolOp>::state_of);
+            if let Some(s) = state.and_then(|s| s.stats) {
                 layer.density = if s.pixels == 0 { 0.0 } else { s.conv_pixels as f32 / s.pixels as f32 };
                 layer.executed_macs = s.executed_macs;
                 layer.dense_macs = s.dense_macs;
+                layer.ungated_macs = s.executed_macs;
             }
         }
         t.update_totals();
@@ -190,11 +223,19 @@ impl Session {
 
     /// As [`Session::run`], and calls `record(op_name, node_name, seconds)` after each operator
     /// of the plan: where a frame's inference time goes (`pag bench --profile`).
-    pub fn run_profiled(&mut self, rgb: ArrayView3<u8>, record: &mut dyn FnMut(&str, &str, f64)) -> Result<Outputs> {
+    pub fn run_profiled(
+        &mut self,
+        rgb: ArrayView3<u8>,
+        record: &mut (dyn FnMut(&str, &str, f64) + Send),
+    ) -> Result<Outputs> {
         self.run_inner(rgb, Some(record))
     }
 
-    fn run_inner(&mut self, rgb: ArrayView3<u8>, record: Option<&mut dyn FnMut(&str, &str, f64)>) -> Result<Outputs> {
+    fn run_inner(
+        &mut self,
+        rgb: ArrayView3<u8>,
+        record: Option<&mut (dyn FnMut(&str, &str, f64) + Send)>,
+    ) -> Result<Outputs> {
         let (h, w, c) = rgb.dim();
         if h == 0 || w == 0 || c != 3 || h > MAX_IMAGE_SIDE || w > MAX_IMAGE_SIDE {
             return Err(PagError::Shape {
@@ -222,6 +263,49 @@ impl Session {
         })
     }
 
+    /// Runs the model on its graph inputs as onnxruntime is fed them, in graph input order: the
+    /// normalised image `[1, 3, H, W]` and, when the model has gates, ρ `[1]`, whose value
+    /// selects this frame's mode as the contract encodes it (1 dense, 0 native, else a budget;
+    /// the session's mode is set to it). Returns (seg_logits, depth, normals). `pag run --input`
+    /// checks a PAG model this way, on the same path as every frame.
+    pub fn run_graph_inputs(&mut self, inputs: Vec<Tensor>) -> Result<[TValue; 3]> {
+        let m = self.model.clone();
+        if inputs.len() != m.input_count() {
+            return Err(PagError::Shape {
+                what: "model inputs".into(),
+                expected: format!(
+                    "{} tensors ({}{})",
+                    m.input_count(),
+                    m.info.input.name,
+                    m.info.rho_input.as_ref().map(|r| format!(", {r}")).unwrap_or_default()
+                ),
+                got: format!("{} tensors", inputs.len()),
+            });
+        }
+        let mut image = None;
+        for (ix, t) in inputs.into_iter().enumerate() {
+            if ix == m.input_index {
+                let want = [1, 3, m.info.input.height, m.info.input.width];
+                if t.shape() != want || t.datum_type() != f32::datum_type() {
+                    return Err(PagError::Shape {
+                        what: format!("input `{}`", m.info.input.name),
+                        expected: format!("shape {want:?} (f32)"),
+                        got: format!("{:?} {:?}", t.datum_type(), t.shape()),
+                    });
+                }
+                image = Some(t);
+            } else {
+                let rho = t.cast_to_scalar::<f32>().ok().filter(|_| t.len() == 1).ok_or_else(|| PagError::Shape {
+                    what: "input ρ".into(),
+                    expected: "one float".into(),
+                    got: format!("{:?} {:?}", t.datum_type(), t.shape()),
+                })?;
+                self.mode = crate::mode::mode_from_rho(rho);
+            }
+        }
+        self.run_tensor(image.expect("one image input"))
+    }
+
     /// Run an already normalised 1×3×h×w tensor; returns (seg_logits, depth, normals).
     pub fn run_tensor(&mut self, image: Tensor) -> Result<[TValue; 3]> {
         self.run_tensor_inner(image.into_tvalue(), None)
@@ -230,7 +314,7 @@ impl Session {
     fn run_tensor_inner(
         &mut self,
         image: TValue,
-        record: Option<&mut dyn FnMut(&str, &str, f64)>,
+        record: Option<&mut (dyn FnMut(&str, &str, f64) + Send)>,
     ) -> Result<[TValue; 3]> {
         let m = &self.model;
         let mut image = Some(image);
@@ -241,15 +325,19 @@ impl Session {
             .map(|i| if i == m.input_index { image.take() } else { rho.take() }.expect("one image and one ρ"))
             .collect();
         let start = std::time::Instant::now();
-        let outs = match record {
-            None => self.state.run(inputs),
-            Some(record) => self.state.run_plan_with_eval(inputs, |ctx, state, node, inputs| {
-                let start = std::time::Instant::now();
-                let r = tract_onnx::tract_core::plan::eval(ctx, state, node, inputs);
-                record(&node.op.name(), &node.name, start.elapsed().as_secs_f64());
-                r
-            }),
-        };
+        let (pool, state) = (&self.pool, &mut self.state);
+        // pagrt's kernels split work on the current rayon pool; tract's own ops on its executor.
+        let outs = pool.install(|| {
+            multithread_tract_scope(Executor::MultiThread(pool.clone()), || match record {
+                None => state.run(inputs),
+                Some(record) => state.run_plan_with_eval(inputs, |ctx, state, node, inputs| {
+                    let start = std::time::Instant::now();
+                    let r = tract_onnx::tract_core::plan::eval(ctx, state, node, inputs);
+                    record(&node.op.name(), &node.name, start.elapsed().as_secs_f64());
+                    r
+                }),
+            })
+        });
         self.inference_seconds = start.elapsed().as_secs_f64();
         let mut outs: TVec<Option<TValue>> = outs.map_err(tract_err("run"))?.into_iter().map(Some).collect();
         self.update_telemetry();

@@ -25,69 +25,114 @@ pub struct BenchArgs {
     frames: usize,
     #[arg(long, default_value_t = 3)]
     warmup: usize,
+    /// Interleaved rounds: each round runs every mode for frames / rounds frames.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
     /// Print one JSON object per mode instead of a table.
     #[arg(long)]
     json: bool,
     /// Also print where a frame's inference time goes: per operator type and the slowest nodes.
     #[arg(long)]
     profile: bool,
+    #[command(flatten)]
+    device: super::DeviceArgs,
 }
 
-/// Times whole frames (resize + normalisation + inference + output conversion) on one thread.
+/// Times whole frames (resize + normalisation + inference + output conversion) on the session's
+/// threads (`--threads`, default every core). Modes are interleaved: `--rounds` rounds, each
+/// running every mode for its share of `--frames`, so ratios between modes are measured side by
+/// side. Prints a ladder: speedup over the first mode, the ideal speedup from executed MACs, and
+/// the fraction of that ideal reached.
 pub fn bench(a: BenchArgs) -> Result<()> {
     let path = a.model.unwrap_or_else(super::default_model);
-    let model = Arc::new(super::load_model(&path, a.execution)?);
+    let model = Arc::new(super::load_model(&path, a.execution, &a.device)?);
     let (h, w) = (model.info.input.height as u32, model.info.input.width as u32);
     let scene = Scene::random(1);
-    let rgb = scene.render(&Intrinsics::with_hfov(w, h, 70.0), &scene.random_pose(1)).rgb;
+    let pose = match &model.info.camera_mount {
+        Some(m) => scene.mount_pose(1, &super::mount_of(m)),
+        None => scene.random_pose(1),
+    };
+    let rgb = scene.render(&Intrinsics::with_hfov(w, h, model.info.camera_hfov_deg.unwrap_or(70.0)), &pose).rgb;
     let exec_name = match a.execution {
         super::Exec::Sparse => "sparse",
         super::Exec::Dense => "dense",
     };
     let mut session = Session::new(model.clone())?;
-    for mode in a.mode {
+    let rounds = a.rounds.max(1);
+    let per_round = a.frames.max(1).div_ceil(rounds);
+    let n = a.mode.len();
+    let (mut ms, mut inference_ms) = (vec![Vec::new(); n], vec![Vec::new(); n]);
+    let mut executed = vec![0u64; n];
+    for (i, &mode) in a.mode.iter().enumerate() {
         session.set_mode(mode);
         for _ in 0..a.warmup {
             session.run(rgb.view())?;
         }
-        let mut inference_ms = Vec::with_capacity(a.frames.max(1));
-        let mut ms: Vec<f64> = (0..a.frames.max(1))
-            .map(|_| {
-                let t = Instant::now();
-                let out = session.run(rgb.view()).map(|_| t.elapsed().as_secs_f64() * 1e3);
-                inference_ms.push(session.last_inference_seconds() * 1e3);
-                out
-            })
-            .collect::<Result<_, _>>()?;
-        ms.sort_by(f64::total_cmp);
-        inference_ms.sort_by(f64::total_cmp);
-        let inference_median = inference_ms[inference_ms.len() / 2];
-        if a.profile {
-            profile(&mut session, rgb.view(), a.frames.max(1))?;
-        }
-        let q = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
         // Executed MACs of the whole frame: the model's dense count minus what the sparse
         // modules skipped (their dense minus executed MACs); equal to dense_macs without them.
         let skipped = session.telemetry().map_or(0, |t| t.dense_macs_total - t.executed_macs_total);
-        let executed_macs = model.dense_macs - skipped;
+        executed[i] = model.dense_macs - skipped;
+    }
+    for _ in 0..rounds {
+        for (i, &mode) in a.mode.iter().enumerate() {
+            session.set_mode(mode);
+            session.run(rgb.view())?;
+            for _ in 0..per_round {
+                let t = Instant::now();
+                session.run(rgb.view())?;
+                ms[i].push(t.elapsed().as_secs_f64() * 1e3);
+                inference_ms[i].push(session.last_inference_seconds() * 1e3);
+            }
+        }
+    }
+    let median = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(f64::total_cmp);
+        v[((v.len() - 1) as f64 * p).round() as usize]
+    };
+    println!(
+        "{} on {} thread(s), {}×{}, CPU kernels: {}",
+        path.display(),
+        session.threads(),
+        w,
+        h,
+        pag_runtime::kernels::cpu_f32::isa::best().name
+    );
+    let mut ladder = Vec::new();
+    for (i, mode) in a.mode.iter().enumerate() {
+        let (p50, p10, p90) = (median(&mut ms[i], 0.5), median(&mut ms[i], 0.1), median(&mut ms[i], 0.9));
+        let inference = median(&mut inference_ms[i], 0.5);
+        ladder.push((mode.to_string(), p50, executed[i]));
         if a.json {
             println!(
                 "{}",
-                serde_json::json!({"model": path, "execution": exec_name, "mode": mode.to_string(), "frames": ms.len(), "median_ms": q(0.5), "p10_ms": q(0.1), "p90_ms": q(0.9), "dense_macs": model.dense_macs, "executed_macs": executed_macs, "inference_median_ms": inference_median})
+                serde_json::json!({"model": path, "execution": exec_name, "mode": mode.to_string(), "threads": session.threads(), "frames": ms[i].len(), "median_ms": p50, "p10_ms": p10, "p90_ms": p90, "dense_macs": model.dense_macs, "executed_macs": executed[i], "inference_median_ms": inference})
             );
         } else {
             println!(
-                "{exec_name:<7} {:<12} median {:7.2} ms  p10 {:7.2}  p90 {:7.2}  (model alone {:.2} ms; {} frames, {}×{}, {:.1} MMAC executed)",
+                "{exec_name:<7} {:<12} median {:7.2} ms  p10 {:7.2}  p90 {:7.2}  (model alone {:.2} ms; {} frames, {:.1} MMAC executed)",
                 mode.to_string(),
-                q(0.5),
-                q(0.1),
-                q(0.9),
-                inference_median,
-                ms.len(),
-                w,
-                h,
-                executed_macs as f64 / 1e6
+                p50,
+                p10,
+                p90,
+                inference,
+                ms[i].len(),
+                executed[i] as f64 / 1e6
             );
+        }
+    }
+    if !a.json && n > 1 {
+        let (base_ms, base_macs) = (ladder[0].1, ladder[0].2 as f64);
+        println!("ladder (against {}): mode, speedup, ideal from executed MACs, of ideal", ladder[0].0);
+        for (mode, p50, macs) in &ladder {
+            let (speedup, ideal) = (base_ms / p50, base_macs / *macs as f64);
+            println!("  {mode:<12} {speedup:5.2}×  ideal {ideal:5.2}×  {:5.2}", speedup / ideal);
+        }
+    }
+    if a.profile {
+        for &mode in &a.mode {
+            session.set_mode(mode);
+            println!("profile, {mode}:");
+            profile(&mut session, rgb.view(), a.frames.max(1))?;
         }
     }
     Ok(())

@@ -51,15 +51,39 @@ pub enum Exec {
     Dense,
 }
 
+/// Where and on how many threads a model runs.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DeviceArgs {
+    /// Threads per session (default: every core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// `cpu`, `cuda`, `cuda:N` or `auto` (CUDA when this build and machine have it, else CPU).
+    #[arg(long, default_value = "cpu")]
+    pub device: pag_runtime::Device,
+}
+
+/// The renderer's camera mount for a model's declared one.
+pub fn mount_of(m: &pag_runtime::CameraMountSpec) -> pag_models::CameraMount {
+    pag_models::CameraMount {
+        height_m: m.height_m,
+        height_play_m: m.height_play_m,
+        pitch_deg: m.pitch_deg,
+        pitch_play_deg: m.pitch_play_deg,
+        roll_play_deg: m.roll_play_deg,
+    }
+}
+
 /// Load `path` for `exec`; says once, on stderr, which PAG modules fall back to dense execution.
-pub fn load_model(path: &std::path::Path, exec: Exec) -> Result<pag_runtime::PagModel> {
+pub fn load_model(path: &std::path::Path, exec: Exec, device: &DeviceArgs) -> Result<pag_runtime::PagModel> {
     use anyhow::Context;
     let execution = match exec {
         Exec::Sparse => pag_runtime::Execution::Sparse,
         Exec::Dense => pag_runtime::Execution::Dense,
     };
-    let model =
-        pag_runtime::PagModel::load_with(path, execution).with_context(|| format!("loading {}", path.display()))?;
+    let options =
+        pag_runtime::LoadOptions { execution, device: device.device, threads: device.threads, ..Default::default() };
+    let model = pag_runtime::PagModel::load_with_options(path, options)
+        .with_context(|| format!("loading {}", path.display()))?;
     for reason in &model.dense_fallbacks {
         eprintln!("note: {reason}");
     }

@@ -9,6 +9,7 @@ use pag_models::{Intrinsics, Scene};
 use pag_runtime::{generic, ComputeMode, FrameTelemetry, LayerTelemetry, Outputs, PagModel, Resolution, Session};
 
 use crate::{imageio, viz};
+use pag_runtime::generic::IntoTensor;
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -41,6 +42,8 @@ pub struct RunArgs {
     /// execution): ponder.png (coloured, with a scale) and ponder.npy (u8, model input size).
     #[arg(long)]
     ponder: bool,
+    #[command(flatten)]
+    device: super::DeviceArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -53,9 +56,9 @@ pub fn run(a: RunArgs) -> Result<()> {
     let model_path = a.model.clone().unwrap_or_else(super::default_model);
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create output directory {}", a.out.display()))?;
     if !a.input.is_empty() {
-        return run_tensors(&model_path, &a.input, &a.out);
+        return run_tensors(&model_path, &a.input, &a.out, a.execution, &a.device);
     }
-    let model = Arc::new(super::load_model(&model_path, a.execution)?);
+    let model = Arc::new(super::load_model(&model_path, a.execution, &a.device)?);
     let (rgb, truth) = match (&a.image, a.scene) {
         (Some(path), None) => (viz::from_image(&imageio::read_rgb(path)?), None),
         (None, Some(seed)) => {
@@ -63,7 +66,12 @@ pub fn run(a: RunArgs) -> Result<()> {
             let intr =
                 Intrinsics::with_hfov(i.input.width as u32, i.input.height as u32, i.camera_hfov_deg.unwrap_or(70.0));
             let scene = Scene::random(seed);
-            let frame = scene.render(&intr, &scene.random_pose(seed));
+            // The camera the model was trained for: its declared mount, else varied poses.
+            let pose = match &i.camera_mount {
+                Some(m) => scene.mount_pose(seed, &super::mount_of(m)),
+                None => scene.random_pose(seed),
+            };
+            let frame = scene.render(&intr, &pose);
             (frame.rgb.clone(), Some(frame))
         }
         _ => bail!("give one of --image IMG, --scene SEED or --input X.npy"),
@@ -166,9 +174,29 @@ fn write_pictures(dir: &Path, rgb: &Array3<u8>, out: &Outputs, model: &PagModel)
     save(|| ov.save(dir.join("overlay.png")), &dir.join("overlay.png"))
 }
 
-fn run_tensors(model: &Path, inputs: &[PathBuf], out: &Path) -> Result<()> {
+/// `--input`: a PAG model runs on pagrt's product path (sparse execution unless `--execution
+/// dense`), exactly as every frame does; any other ONNX runs as plain tract.
+fn run_tensors(
+    model: &Path,
+    inputs: &[PathBuf],
+    out: &Path,
+    exec: super::Exec,
+    device: &super::DeviceArgs,
+) -> Result<()> {
     let tensors = inputs.iter().map(|p| generic::read_npy(p)).collect::<Result<Vec<_>, _>>()?;
-    let outputs = generic::run_onnx(model, tensors).with_context(|| format!("running {}", model.display()))?;
+    let outputs = if generic::is_pag_model(model)? {
+        let loaded = Arc::new(super::load_model(model, exec, device)?);
+        let mut session = Session::new(loaded)?;
+        let values = session.run_graph_inputs(tensors).with_context(|| format!("running {}", model.display()))?;
+        let names = [
+            pag_runtime::graph::contract::OUTPUT_SEG,
+            pag_runtime::graph::contract::OUTPUT_DEPTH,
+            pag_runtime::graph::contract::OUTPUT_NORMALS,
+        ];
+        names.iter().map(|n| n.to_string()).zip(values.into_iter().map(|v| v.into_tensor())).collect::<Vec<_>>()
+    } else {
+        generic::run_onnx(model, tensors).with_context(|| format!("running {}", model.display()))?
+    };
     for (name, t) in &outputs {
         let safe: String = name
             .chars()

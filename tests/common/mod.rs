@@ -47,7 +47,7 @@ pub fn golden_cases() -> Vec<PathBuf> {
 /// The compute mode a golden case was made with (its `rho.npy`, decoded as the runtime does).
 pub fn golden_mode(case: &Path) -> pag_runtime::ComputeMode {
     let rho = pag_runtime::generic::read_npy(&case.join("rho.npy")).unwrap();
-    pag_runtime::sparse::mode_from_rho(rho.to_plain_array_view::<f32>().unwrap()[[0]])
+    pag_runtime::mode_from_rho(rho.to_plain_array_view::<f32>().unwrap()[[0]])
 }
 
 /// Largest absolute difference of two f32 tensors of the same shape.

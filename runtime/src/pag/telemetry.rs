@@ -3,7 +3,7 @@
 //! ran at each input pixel).
 use ndarray::Array2;
 
-use crate::sparse::ActiveSet;
+use super::active::ActiveSet;
 
 /// What one sparse module (gated block or MultiPool) did in the last frame.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -17,6 +17,9 @@ pub struct LayerTelemetry {
     pub executed_macs: u64,
     /// Multiply-accumulates of the same module computed densely.
     pub dense_macs: u64,
+    /// Of `executed_macs`, those that run whatever the mode (a gated block's gate conv, a
+    /// MultiPool's selector and branches): the rest is what the gate controls.
+    pub ungated_macs: u64,
 }
 
 /// What the sparse modules of a model did in the last frame a session ran.
@@ -36,6 +39,12 @@ impl FrameTelemetry {
     /// Executed MACs of the gated blocks only.
     pub fn gated_executed_macs(&self) -> u64 {
         self.layers.iter().map(|l| l.executed_macs).sum()
+    }
+
+    /// Executed MACs inside gated branches (what ρ scales): the gated blocks' executed MACs
+    /// without their gate convs.
+    pub fn gated_branch_macs(&self) -> u64 {
+        self.layers.iter().map(|l| l.executed_macs - l.ungated_macs).sum()
     }
 
     /// Dense MACs of the gated blocks only.

@@ -1,22 +1,7 @@
-//! [`PagL2NormOp`]: `x / sqrt(Σ_c x² + ε)` over the channel axis of an NCHW f32 map in one pass,
-//! in place of the five tract operators a normals head decludders into (Square, Reduce<Sum>,
-//! Add ε, Rsqrt, Mul by broadcast — the broadcast multiply alone took 0.52 ms per frame at
-//! 240×320 on the shipped model).
-use tract_onnx::tract_core::internal::*;
+//! Channel-wise L2 normalisation of NCHW f32 maps (the normals head), in one pass.
 
-use super::tract_ops::OutputSlot;
-
-/// Normalises each pixel's channel vector of a `[N, C, H, W]` f32 tensor to unit length:
-/// `y = x / sqrt(Σ_c x² + eps)`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PagL2NormOp {
-    /// Added to the sum of squares before the square root.
-    pub eps: f32,
-}
-
-impl Eq for PagL2NormOp {}
-
-/// The normalisation of `input` (`n` maps of `c` planes of `plane` pixels) into `output`.
+/// The normalisation of `input` (`n` maps of `c` planes of `plane` pixels) into `output`:
+/// `y = x / sqrt(Σ_c x² + eps)` per pixel.
 pub fn l2_normalize_channels(input: &[f32], c: usize, plane: usize, eps: f32, output: &mut [f32]) {
     for (x, y) in input.chunks_exact(c * plane).zip(output.chunks_exact_mut(c * plane)) {
         // Sum of squares per pixel, accumulated plane by plane (vectorised), into the first plane
@@ -39,61 +24,6 @@ pub fn l2_normalize_channels(input: &[f32], c: usize, plane: usize, eps: f32, ou
         }
     }
 }
-
-#[derive(Debug, Default, Clone)]
-struct L2NormState {
-    output: OutputSlot,
-}
-
-impl Op for PagL2NormOp {
-    fn name(&self) -> StaticName {
-        "PagL2Norm".into()
-    }
-
-    fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!("x / sqrt(Σ_c x² + {:e})", self.eps)])
-    }
-
-    op_as_typed_op!();
-}
-
-impl EvalOp for PagL2NormOp {
-    not_out_of_plan!();
-
-    fn state(&self, _ctx: &EvalContext) -> TractResult<Option<Box<dyn OpState>>> {
-        Ok(Some(Box::<L2NormState>::default()))
-    }
-}
-
-impl OpState for L2NormState {
-    fn eval(&mut self, _ctx: &EvalContext, op: &dyn Op, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let op = op.downcast_ref::<PagL2NormOp>().context("PagL2Norm state given another op")?;
-        let x = args_1!(inputs);
-        let shape: TVec<usize> = x.shape().into();
-        ensure!(shape.len() == 4, "PagL2Norm expects a 4-D input, got {shape:?}");
-        let view = x.to_plain_array_view::<f32>()?;
-        let input = view.as_slice().context("L2Norm input is not contiguous")?;
-        // Every output element is written.
-        let out = self.output.fill(&shape, |output| {
-            l2_normalize_channels(input, shape[1], shape[2] * shape[3], op.eps, output);
-            Ok(())
-        })?;
-        Ok(tvec!(out))
-    }
-
-    fn reset_lanes(&mut self, _lanes: &[LaneId]) -> TractResult<()> {
-        Ok(())
-    }
-}
-
-impl TypedOp for PagL2NormOp {
-    as_op!();
-
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        Ok(tvec!(inputs[0].without_value()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

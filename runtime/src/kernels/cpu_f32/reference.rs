@@ -1,4 +1,4 @@
-use super::geometry::ConvGeometry;
+use crate::pag::ConvGeometry;
 
 /// Direct nested-loop convolution over every output pixel (f32, NCHW, batch 1, groups 1, zero
 /// padding), with weights `[out_channels, in_channels, kh, kw]` and an optional bias. Slow and

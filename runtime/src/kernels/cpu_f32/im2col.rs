@@ -1,5 +1,5 @@
 //! im2col of the active pixels of one tile: the gather half of the perforated conv.
-use super::geometry::ConvGeometry;
+use crate::pag::ConvGeometry;
 
 /// Below this mean run length (consecutive pixels reading consecutive inputs), an element-wise
 /// gather beats one `copy_from_slice` per run.
@@ -13,6 +13,7 @@ const GATHER_CHANNELS: usize = 4;
 /// `tap` of output pixel `tile[j]` reads in input channel `ci`, 0 on padding. Runs of consecutive
 /// sources are copied as slices, scattered pixels element by element.
 pub(super) fn gather_columns(
+    isa: &super::isa::CpuIsa,
     g: &ConvGeometry,
     in_channels: usize,
     input: &[f32],
@@ -20,18 +21,29 @@ pub(super) fn gather_columns(
     columns: &mut [f32],
     tables: &mut TapTables,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2.
-        return unsafe { gather_columns_avx2(g, in_channels, input, tile, columns, tables) };
-    }
+    // SAFETY: a `CpuIsa` in use is supported by this CPU (checked where it is chosen).
+    unsafe { (isa.im2col)(g, in_channels, input, tile, columns, tables) }
+}
+
+/// The im2col entry points' signature (one per ISA build).
+pub(crate) type Im2colFn = unsafe fn(&ConvGeometry, usize, &[f32], &[u32], &mut [f32], &mut TapTables);
+
+/// The portable build.
+pub(crate) unsafe fn gather_columns_portable(
+    g: &ConvGeometry,
+    in_channels: usize,
+    input: &[f32],
+    tile: &[u32],
+    columns: &mut [f32],
+    tables: &mut TapTables,
+) {
     gather_columns_impl(g, in_channels, input, tile, columns, tables)
 }
 
 /// [`gather_columns_impl`] compiled for AVX2 (wider copies, vectorised stride-2 runs).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn gather_columns_avx2(
+pub(crate) unsafe fn gather_columns_avx2(
     g: &ConvGeometry,
     in_channels: usize,
     input: &[f32],
@@ -127,7 +139,7 @@ fn gather_columns_impl(
 
 /// Per-tile tables of the gather, reused from tile to tile (they live in `ConvScratch`).
 #[derive(Debug, Default)]
-pub(super) struct TapTables {
+pub(crate) struct TapTables {
     /// Input coordinates of tap (0, 0) of each tile pixel.
     origins: Vec<(isize, isize)>,
     /// `taps × n`: the input pixel each tap of each tile pixel reads (`PADDING`, or 0 once the

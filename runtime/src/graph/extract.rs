@@ -1,5 +1,5 @@
-//! Turning the gated blocks and MultiPools a PAG model declares (models/CONTRACT.md) into the
-//! sparse kernels of this module: the graph around each declared tensor is matched against the
+//! Turning the gated blocks and MultiPools a PAG model declares (models/CONTRACT.md) into
+//! pagrt's kernels: the graph around each declared tensor is matched against the
 //! pattern the kernel implements, its weights are read from the initializers, and its grid size
 //! comes from tract's shape inference. What does not match runs densely, with the reason.
 use std::fmt;
@@ -7,10 +7,11 @@ use std::fmt;
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::{DatumExt, Framework, InferenceModelExt, TypedModel};
 
-use super::extract_proto::ProtoGraph;
-use super::gated_block::{GatedBlock, GatedBlockWeights};
-use super::multipool::{MultiPool, MultiPoolBranch};
-use crate::contract::{GatedBlockSpec, ModelInfo, MultiPoolSpec};
+use super::contract::{GatedBlockSpec, ModelInfo, MultiPoolSpec};
+use super::index::{ConvNode, OnnxIndex};
+use crate::kernels::cpu_f32::{
+    BranchWeights, GatedBlock, GatedBlockWeights, MultiPool, MultiPoolBranch, MultiPoolWeights,
+};
 
 /// A gated block of the model, matched and built as a sparse [`GatedBlock`].
 #[derive(Debug, Clone)]
@@ -54,14 +55,16 @@ impl std::error::Error for Unsupported {}
 pub struct SparsePlan {
     /// One entry per `info.gated_blocks`.
     pub gated: Vec<Result<ExtractedGatedBlock, Unsupported>>,
-    /// One entry per `info.multipools`.
+    /// One entry per `info.multipools` that is not the spatial stage of a gated block (those
+    /// run inside their block's kernel).
     pub multipools: Vec<Result<ExtractedMultiPool, Unsupported>>,
 }
 
 /// Builds the sparse kernel of every gated block and MultiPool `info` declares in `proto`.
 ///
 /// A gated block must be `branch = Conv1×1(Relu(Conv k×k(Relu(Conv1×1(input)))))` (odd `k`,
-/// stride 1, group 1, dilation `d`, pads `d · (k / 2)`), with the gate a 1-channel 1×1 Conv of
+/// stride 1, group 1, dilation `d`, pads `d · (k / 2)`), or (version 2, `multipool` declared)
+/// `branch = Conv1×1(MultiPool(Relu(Conv1×1(input))))`, with the gate a 1-channel 1×1 Conv of
 /// the input producing `score`. A MultiPool's selector must be a 1×1 Conv of the input, its
 /// dilation-0 branch the input itself and every other branch a 3×3 Conv (dilation `d`, pads
 /// `d`, optionally followed by Relu) of the input. Weights must be float32 initializers; a
@@ -75,20 +78,22 @@ pub fn extract_sparse_blocks(proto: &ModelProto, info: &ModelInfo) -> SparsePlan
             multipools: info.multipools.iter().map(|m| Err(none("MultiPool", &m.name))).collect(),
         };
     };
-    let g = ProtoGraph::new(graph);
+    let g = OnnxIndex::new(graph);
     let shapes = infer_shapes(proto, info);
     let gated = info
         .gated_blocks
         .iter()
         .map(|spec| {
-            extract_gated(&g, &shapes, spec)
+            extract_gated(&g, &shapes, spec, info)
                 .map(|block| ExtractedGatedBlock { spec: spec.clone(), block })
                 .map_err(|reason| Unsupported { kind: "gated block", name: spec.name.clone(), reason })
         })
         .collect();
+    let inside_blocks: Vec<&str> = info.gated_blocks.iter().filter_map(|b| b.multipool.as_deref()).collect();
     let multipools = info
         .multipools
         .iter()
+        .filter(|spec| !inside_blocks.contains(&spec.name.as_str()))
         .map(|spec| {
             extract_multipool(&g, &shapes, spec)
                 .map(|module| ExtractedMultiPool { spec: spec.clone(), module })
@@ -119,7 +124,7 @@ fn infer_shapes(proto: &ModelProto, info: &ModelInfo) -> Result<TypedModel, Stri
 }
 
 /// The `(channels, h, w)` of tensor `name`, which must be `[1, C, h, w]` and concrete.
-fn grid(shapes: &Result<TypedModel, String>, name: &str) -> Result<(usize, usize, usize), String> {
+pub(super) fn grid(shapes: &Result<TypedModel, String>, name: &str) -> Result<(usize, usize, usize), String> {
     let model = shapes.as_ref().map_err(String::clone)?;
     let outlet = model.find_outlet_label(name).ok_or_else(|| format!("tract has no tensor `{name}`"))?;
     let fact = model.outlet_fact(outlet).map_err(|e| format!("no shape for `{name}`: {e:#}"))?;
@@ -130,36 +135,21 @@ fn grid(shapes: &Result<TypedModel, String>, name: &str) -> Result<(usize, usize
 }
 
 fn extract_gated(
-    g: &ProtoGraph,
+    g: &OnnxIndex,
     shapes: &Result<TypedModel, String>,
     spec: &GatedBlockSpec,
+    info: &ModelInfo,
 ) -> Result<GatedBlock, String> {
     let expand = g.conv(&spec.branch, "expand conv (producing the branch)")?;
     expand.check_pointwise("expand conv")?;
+    if let Some(name) = &spec.multipool {
+        let pool = info.multipools.iter().find(|m| &m.name == name).ok_or_else(|| format!("no MultiPool `{name}`"))?;
+        return extract_gated_multipool(g, shapes, spec, &expand, pool);
+    }
     let spatial_out = g.through_relu(expand.input(), "between the spatial and expand convs")?;
     let spatial = g.conv(spatial_out, "spatial conv")?;
     let (kernel, dilation) = spatial.check_spatial(&format!("{}×{} conv", spatial.dims[2], spatial.dims[3]))?;
-    let reduce_out = g.through_relu(spatial.input(), "between the reduce and spatial convs")?;
-    let reduce = g.conv(reduce_out, "reduce conv")?;
-    reduce.check_pointwise("reduce conv")?;
-    if reduce.input() != spec.input {
-        return Err(format!(
-            "the reduce conv `{}` reads `{}`, not the block input `{}`",
-            reduce.node.name,
-            reduce.input(),
-            spec.input
-        ));
-    }
-    let gate = g.conv(&spec.score, "gate")?;
-    gate.check_pointwise("gate conv")?;
-    if gate.input() != spec.input || gate.dims[0] != 1 {
-        return Err(format!(
-            "the gate `{}` must be a 1-channel conv of the block input, reads `{}` with {} channels",
-            gate.node.name,
-            gate.input(),
-            gate.dims[0]
-        ));
-    }
+    let (reduce, gate) = reduce_and_gate(g, spec, spatial.input(), "between the reduce and spatial convs")?;
     let (c, mid) = (reduce.dims[1], reduce.dims[0]);
     let expected = [
         ("gate", gate.dims, [1, c, 1, 1]),
@@ -192,11 +182,105 @@ fn extract_gated(
     GatedBlock::new(&weights, (h, w)).map_err(|e| e.to_string())
 }
 
-fn extract_multipool(
-    g: &ProtoGraph,
+/// The reduce conv (1×1, reading the block input, followed by Relu producing `reduce_out`) and
+/// the gate (a 1-channel 1×1 conv of the block input) of a gated block.
+fn reduce_and_gate<'a>(
+    g: &OnnxIndex<'a>,
+    spec: &GatedBlockSpec,
+    reduce_out: &str,
+    relu_role: &str,
+) -> Result<(ConvNode<'a>, ConvNode<'a>), String> {
+    let reduce_in = g.through_relu(reduce_out, relu_role)?;
+    let reduce = g.conv(reduce_in, "reduce conv")?;
+    reduce.check_pointwise("reduce conv")?;
+    if reduce.input() != spec.input {
+        return Err(format!(
+            "the reduce conv `{}` reads `{}`, not the block input `{}`",
+            reduce.node.name,
+            reduce.input(),
+            spec.input
+        ));
+    }
+    let gate = g.conv(&spec.score, "gate")?;
+    gate.check_pointwise("gate conv")?;
+    if gate.input() != spec.input || gate.dims[0] != 1 {
+        return Err(format!(
+            "the gate `{}` must be a 1-channel conv of the block input, reads `{}` with {} channels",
+            gate.node.name,
+            gate.input(),
+            gate.dims[0]
+        ));
+    }
+    Ok((reduce, gate))
+}
+
+/// A version-2 gated block whose spatial stage is the MultiPool `pool`:
+/// `branch = expand(pool(Relu(reduce(input))))`.
+fn extract_gated_multipool(
+    g: &OnnxIndex,
     shapes: &Result<TypedModel, String>,
+    spec: &GatedBlockSpec,
+    expand: &ConvNode,
+    pool: &MultiPoolSpec,
+) -> Result<GatedBlock, String> {
+    if expand.input() != pool.output {
+        return Err(format!(
+            "the expand conv `{}` reads `{}`, not the output `{}` of its MultiPool `{}`",
+            expand.node.name,
+            expand.input(),
+            pool.output,
+            pool.name
+        ));
+    }
+    let (reduce, gate) = reduce_and_gate(g, spec, &pool.input, "between the reduce conv and the MultiPool")?;
+    let (selector, convs) = multipool_convs(g, pool)?;
+    let (c, mid) = (reduce.dims[1], reduce.dims[0]);
+    let chained = gate.dims == [1, c, 1, 1] && expand.dims == [c, mid, 1, 1] && selector.dims[1] == mid;
+    if !chained || convs.iter().flatten().any(|(k, _)| k.dims[..2] != [mid, mid]) {
+        return Err(format!("the convs of MultiPool block `{}` do not chain C={c} → mid={mid} → C", spec.name));
+    }
+    let (channels, h, w) = grid(shapes, &spec.input)?;
+    if channels != c {
+        return Err(format!("the block input has {channels} channels, its convs {c}"));
+    }
+    let branches: Vec<BranchWeights> = convs
+        .iter()
+        .map(|b| match b {
+            None => BranchWeights { dilation: 0, weights: &[], bias: &[], relu: false },
+            Some((conv, relu)) => BranchWeights {
+                dilation: conv.dilations[0] as usize,
+                weights: &conv.weights,
+                bias: &conv.bias,
+                relu: *relu,
+            },
+        })
+        .collect();
+    let weights = GatedBlockWeights {
+        channels: c,
+        mid,
+        kernel: 3,
+        dilation: 1,
+        gate_weights: &gate.weights,
+        gate_bias: &gate.bias,
+        reduce_weights: &reduce.weights,
+        reduce_bias: &reduce.bias,
+        spatial_weights: &[],
+        spatial_bias: &[],
+        expand_weights: &expand.weights,
+        expand_bias: &expand.bias,
+    };
+    let pool_weights =
+        MultiPoolWeights { selector_weights: &selector.weights, selector_bias: &selector.bias, branches: &branches };
+    GatedBlock::with_multipool(&weights, &pool_weights, (h, w)).map_err(|e| e.to_string())
+}
+
+/// A MultiPool's selector conv and, per branch, `None` for a copy or its 3×3 conv with whether a
+/// Relu follows.
+#[allow(clippy::type_complexity)]
+fn multipool_convs<'a>(
+    g: &OnnxIndex<'a>,
     spec: &MultiPoolSpec,
-) -> Result<MultiPool, String> {
+) -> Result<(ConvNode<'a>, Vec<Option<(ConvNode<'a>, bool)>>), String> {
     if spec.dilations.len() != spec.branches.len() {
         return Err(format!("{} dilations for {} branches", spec.dilations.len(), spec.branches.len()));
     }
@@ -238,6 +322,16 @@ fn extract_multipool(
         }
         convs.push(Some((conv, relu)));
     }
+    Ok((selector, convs))
+}
+
+fn extract_multipool(
+    g: &OnnxIndex,
+    shapes: &Result<TypedModel, String>,
+    spec: &MultiPoolSpec,
+) -> Result<MultiPool, String> {
+    let (selector, convs) = multipool_convs(g, spec)?;
+    let c = selector.dims[1];
     let (channels, h, w) = grid(shapes, &spec.input)?;
     if channels != c {
         return Err(format!("the module input has {channels} channels, its convs {c}"));

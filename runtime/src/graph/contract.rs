@@ -2,12 +2,15 @@
 use std::collections::HashMap;
 
 use serde::Deserialize;
-use tract_onnx::pb::{self, ModelProto, NodeProto};
+use tract_onnx::pb::{ModelProto, NodeProto};
 
+use super::index::OnnxIndex;
 use crate::error::{contract, PagError, Result};
 
-/// Contract versions this runtime understands.
-pub const CONTRACT_VERSION: &str = "1";
+/// The contract version this runtime writes about and reads (it also reads every older one).
+pub const CONTRACT_VERSION: &str = "2";
+/// Every contract version this runtime reads.
+pub const CONTRACT_VERSIONS: [&str; 2] = ["1", "2"];
 /// The MultiPool dilation set of the paper (0 = copy the input).
 pub const DILATIONS: [u32; 7] = [0, 1, 2, 4, 6, 8, 10];
 
@@ -33,6 +36,21 @@ pub struct GatedBlockSpec {
     pub mask: String,
     pub branch: String,
     pub output: String,
+    /// Contract version 2: the name of the MultiPool module (in `pag.multipools`) that is this
+    /// block's spatial stage, when the branch is `1×1 → Relu → MultiPool → 1×1`.
+    #[serde(default)]
+    pub multipool: Option<String>,
+}
+
+/// Contract version 2: how the camera the model was trained for is carried (metric depth is
+/// only right for cameras mounted alike). Heights in metres, angles in degrees.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+pub struct CameraMountSpec {
+    pub height_m: f32,
+    pub height_play_m: f32,
+    pub pitch_deg: f32,
+    pub pitch_play_deg: f32,
+    pub roll_play_deg: f32,
 }
 
 /// One MultiPool module: `output = Σ_i onehot(argmax selector)_i * branches[i]`.
@@ -58,6 +76,10 @@ pub struct ModelInfo {
     pub multipools: Vec<MultiPoolSpec>,
     /// Horizontal field of view of the camera the model was trained for, if declared.
     pub camera_hfov_deg: Option<f32>,
+    /// The camera mount the model was trained for (`pag.camera_mount`, version 2), if declared.
+    pub camera_mount: Option<CameraMountSpec>,
+    /// The contract version the model declares.
+    pub contract_version: u32,
     /// All `pag.*` metadata, verbatim.
     pub metadata: HashMap<String, String>,
 }
@@ -70,43 +92,6 @@ pub const OUTPUT_NORMALS: &str = "normals";
 fn json<'a, T: Deserialize<'a>>(meta: &'a HashMap<String, String>, key: &str) -> Result<T> {
     let raw = meta.get(key).ok_or_else(|| contract(format!("metadata `{key}`"), "missing"))?;
     serde_json::from_str(raw).map_err(|e| contract(format!("metadata `{key}`"), format!("bad JSON: {e}")))
-}
-
-struct Graph<'a> {
-    producer: HashMap<&'a str, &'a NodeProto>,
-    consumers: HashMap<&'a str, Vec<&'a NodeProto>>,
-    initializers: HashMap<&'a str, &'a pb::TensorProto>,
-    inputs: Vec<&'a str>,
-}
-
-impl<'a> Graph<'a> {
-    fn new(g: &'a pb::GraphProto) -> Self {
-        let mut producer = HashMap::new();
-        let mut consumers: HashMap<&str, Vec<&NodeProto>> = HashMap::new();
-        for n in &g.node {
-            for o in &n.output {
-                producer.insert(o.as_str(), n);
-            }
-            for i in &n.input {
-                consumers.entry(i.as_str()).or_default().push(n);
-            }
-        }
-        let initializers = g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
-        let inputs = g.input.iter().map(|i| i.name.as_str()).collect();
-        Graph { producer, consumers, initializers, inputs }
-    }
-
-    fn exists(&self, t: &str) -> bool {
-        self.producer.contains_key(t) || self.inputs.contains(&t) || self.initializers.contains_key(t)
-    }
-
-    fn node(&self, t: &str, at: &str) -> Result<&'a NodeProto> {
-        self.producer.get(t).copied().ok_or_else(|| contract(at, format!("tensor `{t}` is not produced by any node")))
-    }
-
-    fn conv_weight(&self, conv: &NodeProto) -> Option<&'a pb::TensorProto> {
-        conv.input.get(1).and_then(|w| self.initializers.get(w.as_str()).copied())
-    }
 }
 
 fn attr_ints(n: &NodeProto, name: &str) -> Option<Vec<i64>> {
@@ -129,16 +114,20 @@ impl ModelInfo {
                     "no `pag.contract_version`: this is not a PAG model (use `pag run --input` to run arbitrary ONNX)",
                 ))
             }
-            Some(v) if v != CONTRACT_VERSION => {
+            Some(v) if !CONTRACT_VERSIONS.contains(&v.as_str()) => {
                 return Err(contract(
                     "metadata `pag.contract_version`",
-                    format!("version {v} is not supported (this runtime reads {CONTRACT_VERSION})"),
+                    format!(
+                        "version {v} is not supported (this runtime reads versions {})",
+                        CONTRACT_VERSIONS.join(", ")
+                    ),
                 ))
             }
             Some(_) => {}
         }
+        let contract_version: u32 = metadata["pag.contract_version"].parse().expect("one of CONTRACT_VERSIONS");
         let graph = proto.graph.as_ref().ok_or_else(|| contract("model", "no graph"))?;
-        let g = Graph::new(graph);
+        let g = OnnxIndex::new(graph);
         let class_names: Vec<String> = json(&metadata, "pag.class_names")?;
         let palette: Vec<[u8; 3]> = json(&metadata, "pag.palette")?;
         if class_names.is_empty() || class_names.len() > 256 {
@@ -190,16 +179,47 @@ impl ModelInfo {
         }
         for b in &gated_blocks {
             validate_gated(&g, b)?;
+            if let Some(m) = &b.multipool {
+                let at = format!("gated block `{}`", b.name);
+                if contract_version < 2 {
+                    return Err(contract(at, "a gated MultiPool block needs contract version 2"));
+                }
+                if !multipools.iter().any(|p| &p.name == m) {
+                    return Err(contract(at, format!("its MultiPool `{m}` is not in `pag.multipools`")));
+                }
+            }
         }
         for m in &multipools {
             validate_multipool(&g, m)?;
         }
         let camera_hfov_deg = metadata.get("pag.camera_hfov_deg").and_then(|s| s.parse().ok());
-        Ok(ModelInfo { class_names, palette, input, rho_input, gated_blocks, multipools, camera_hfov_deg, metadata })
+        let camera_mount = match metadata.get("pag.camera_mount") {
+            None => None,
+            Some(_) => {
+                let m: CameraMountSpec = json(&metadata, "pag.camera_mount")?;
+                let all = [m.height_m, m.height_play_m, m.pitch_deg, m.pitch_play_deg, m.roll_play_deg];
+                if all.iter().any(|v| !v.is_finite()) || m.height_m <= 0.0 {
+                    return Err(contract("metadata `pag.camera_mount`", "values must be finite and the height > 0"));
+                }
+                Some(m)
+            }
+        };
+        Ok(ModelInfo {
+            class_names,
+            palette,
+            input,
+            rho_input,
+            gated_blocks,
+            multipools,
+            camera_hfov_deg,
+            camera_mount,
+            contract_version,
+            metadata,
+        })
     }
 }
 
-fn validate_gated(g: &Graph, b: &GatedBlockSpec) -> Result<()> {
+fn validate_gated(g: &OnnxIndex, b: &GatedBlockSpec) -> Result<()> {
     let at = format!("gated block `{}`", b.name);
     for (role, t) in
         [("input", &b.input), ("score", &b.score), ("mask", &b.mask), ("branch", &b.branch), ("output", &b.output)]
@@ -247,7 +267,7 @@ fn validate_gated(g: &Graph, b: &GatedBlockSpec) -> Result<()> {
     Ok(())
 }
 
-fn validate_multipool(g: &Graph, m: &MultiPoolSpec) -> Result<()> {
+fn validate_multipool(g: &OnnxIndex, m: &MultiPoolSpec) -> Result<()> {
     let at = format!("MultiPool `{}`", m.name);
     if m.dilations.len() != m.branches.len() || m.dilations.is_empty() {
         return Err(contract(&at, format!("{} dilations for {} branches", m.dilations.len(), m.branches.len())));

@@ -1,5 +1,5 @@
 //! Bilinear resize of NCHW f32 maps with ONNX `half_pixel` coordinates (pytorch's
-//! `align_corners=False`), edges clamped: the fast kernel behind [`super::PagResizeOp`].
+//! `align_corners=False`), edges clamped: the fast kernel behind [`crate::ops::ResizeOp`].
 
 /// One output coordinate of one axis: the two input indices it reads and the weight of the
 /// second (`1 - weight` goes to the first).
@@ -30,6 +30,35 @@ pub struct ResizeScratch {
     rows: Vec<Tap>,
     cols: Vec<Tap>,
     wide: Vec<f32>,
+}
+
+/// Per-worker resize scratch of a session (see [`resize_planes`]).
+pub type ResizeWorkers = super::parallel::PerWorker<ResizeScratch>;
+
+/// [`resize_bilinear_half_pixel_with`] of `planes` channel planes, split across the current
+/// pool's threads (each with its own scratch from `workers`).
+pub fn resize_planes(
+    input: &[f32],
+    planes: usize,
+    (ih, iw): (usize, usize),
+    output: &mut [f32],
+    (oh, ow): (usize, usize),
+    workers: &mut ResizeWorkers,
+) {
+    assert_eq!(input.len(), planes * ih * iw, "input length");
+    assert_eq!(output.len(), planes * oh * ow, "output length");
+    workers.ensure();
+    let threads = rayon::current_num_threads();
+    if threads <= 1 || planes < 2 || oh * ow == 0 {
+        return workers.with(|s| resize_bilinear_half_pixel_with(input, planes, ih, iw, output, oh, ow, s));
+    }
+    use rayon::prelude::*;
+    let per = planes.div_ceil(threads);
+    let workers = &*workers;
+    input.par_chunks(per * ih * iw).zip(output.par_chunks_mut(per * oh * ow)).for_each(|(i, o)| {
+        let c = i.len() / (ih * iw);
+        workers.with(|s| resize_bilinear_half_pixel_with(i, c, ih, iw, o, oh, ow, s));
+    });
 }
 
 /// Resizes `c` channels of `ih × iw` (`input`, channel-major, contiguous) to `oh × ow`
@@ -64,11 +93,42 @@ pub fn resize_bilinear_half_pixel_with(
     ow: usize,
     scratch: &mut ResizeScratch,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has AVX2 and FMA.
-        return unsafe { resize_avx2(input, c, ih, iw, output, oh, ow, scratch) };
-    }
+    resize_with(super::isa::best(), input, c, ih, iw, output, oh, ow, scratch)
+}
+
+/// [`resize_bilinear_half_pixel_with`] on the build of `isa` (which the CPU must support).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn resize_with(
+    isa: &super::isa::CpuIsa,
+    input: &[f32],
+    c: usize,
+    ih: usize,
+    iw: usize,
+    output: &mut [f32],
+    oh: usize,
+    ow: usize,
+    scratch: &mut ResizeScratch,
+) {
+    assert!(isa.is_supported(), "{} is not supported by this CPU", isa.name);
+    // SAFETY: the ISA is supported (checked above).
+    unsafe { (isa.resize)(input, c, ih, iw, output, oh, ow, scratch) }
+}
+
+/// The resize entry points' signature (one per ISA build).
+pub(crate) type ResizeFn = unsafe fn(&[f32], usize, usize, usize, &mut [f32], usize, usize, &mut ResizeScratch);
+
+/// The portable build.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn resize_portable(
+    input: &[f32],
+    c: usize,
+    ih: usize,
+    iw: usize,
+    output: &mut [f32],
+    oh: usize,
+    ow: usize,
+    scratch: &mut ResizeScratch,
+) {
     resize_impl(input, c, ih, iw, output, oh, ow, scratch)
 }
 
@@ -76,7 +136,7 @@ pub fn resize_bilinear_half_pixel_with(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn resize_avx2(
+pub(crate) unsafe fn resize_avx2(
     input: &[f32],
     c: usize,
     ih: usize,

@@ -1,7 +1,8 @@
 use proptest::prelude::*;
 
-use super::test_data::Data;
-use super::*;
+use super::data::Data;
+use crate::kernels::cpu_f32::*;
+use crate::pag::*;
 
 const SENTINEL: f32 = 7.0;
 
@@ -140,7 +141,9 @@ proptest! {
 
     #[test]
     fn perforated_conv_matches_reference_and_skips_inactive(c in case()) {
-        let b = build(&c);
+      for isa in CpuIsa::supported() {
+        let mut b = build(&c);
+        b.conv = b.conv.with_isa(isa);
         let mut output = vec![SENTINEL; b.conv.output_len()];
         let mut scratch = ConvScratch::default();
         b.conv.run(&b.input, &b.active, &mut output, &mut scratch).unwrap();
@@ -163,17 +166,21 @@ proptest! {
         b.conv.run_accumulate(&b.input, &b.active, &mut sum, &mut scratch).unwrap();
         for (i, (&got, &want)) in sum.iter().zip(&b.expected).enumerate() {
             let want = if b.mask[i % plane] { SENTINEL + want } else { SENTINEL };
-            assert_close(got, want, &format!("accumulated output {i}"))?;
+            assert_close(got, want, &format!("{}: accumulated output {i}", isa.name))?;
         }
+      }
     }
 
     #[test]
     fn dense_path_matches_reference(c in case()) {
-        let b = build(&c);
-        let mut output = vec![SENTINEL; b.conv.output_len()];
-        b.conv.run_dense(&b.input, &mut output, &mut ConvScratch::default()).unwrap();
-        for (i, (&got, &want)) in output.iter().zip(&b.expected).enumerate() {
-            assert_close(got, want, &format!("output {i}"))?;
+        for isa in CpuIsa::supported() {
+            let b = build(&c);
+            let conv = b.conv.with_isa(isa);
+            let mut output = vec![SENTINEL; conv.output_len()];
+            conv.run_dense(&b.input, &mut output, &mut ConvScratch::default()).unwrap();
+            for (i, (&got, &want)) in output.iter().zip(&b.expected).enumerate() {
+                assert_close(got, want, &format!("{}: output {i}", isa.name))?;
+            }
         }
     }
 

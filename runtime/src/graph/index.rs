@@ -1,17 +1,22 @@
-//! ONNX protobuf helpers of [`super::extract`]: the producer of each tensor, float initializers,
-//! and Conv nodes with their weights and attributes. Every failure is a plain reason string.
+//! The one index of an ONNX graph that contract validation and extraction share: the producer
+//! and consumers of each tensor, the initializers, the graph inputs, and Conv nodes with their
+//! weights and attributes. Extraction failures are plain reason strings.
 use std::collections::HashMap;
 
 use tract_onnx::pb::{self, NodeProto};
 
-/// The producer of every tensor and the initializers of one ONNX graph.
-pub(super) struct ProtoGraph<'a> {
+use crate::error::{contract, Result as PagResult};
+
+/// The producer and consumers of every tensor, the initializers and inputs of one ONNX graph.
+pub struct OnnxIndex<'a> {
     producer: HashMap<&'a str, &'a NodeProto>,
+    pub(super) consumers: HashMap<&'a str, Vec<&'a NodeProto>>,
     initializers: HashMap<&'a str, &'a pb::TensorProto>,
+    pub(super) inputs: Vec<&'a str>,
 }
 
 /// A Conv node with its weights (ONNX layout `[out, in, kh, kw]`), bias and attributes.
-pub(super) struct ConvNode<'a> {
+pub struct ConvNode<'a> {
     /// The node itself.
     pub node: &'a NodeProto,
     /// Weight dims `[out, in, kh, kw]`.
@@ -51,17 +56,37 @@ fn floats(t: &pb::TensorProto) -> Result<Vec<f32>, String> {
     Ok(data)
 }
 
-impl<'a> ProtoGraph<'a> {
+impl<'a> OnnxIndex<'a> {
     /// Indexes `graph`.
     pub fn new(graph: &'a pb::GraphProto) -> Self {
         let mut producer = HashMap::new();
+        let mut consumers: HashMap<&str, Vec<&NodeProto>> = HashMap::new();
         for n in &graph.node {
             for o in &n.output {
                 producer.insert(o.as_str(), n);
             }
+            for i in &n.input {
+                consumers.entry(i.as_str()).or_default().push(n);
+            }
         }
         let initializers = graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
-        ProtoGraph { producer, initializers }
+        let inputs = graph.input.iter().map(|i| i.name.as_str()).collect();
+        OnnxIndex { producer, consumers, initializers, inputs }
+    }
+
+    /// Whether `t` is produced by a node, a graph input or an initializer.
+    pub fn exists(&self, t: &str) -> bool {
+        self.producer.contains_key(t) || self.inputs.contains(&t) || self.initializers.contains_key(t)
+    }
+
+    /// The node producing `t`, or a contract error at `at`.
+    pub fn node(&self, t: &str, at: &str) -> PagResult<&'a NodeProto> {
+        self.producer.get(t).copied().ok_or_else(|| contract(at, format!("tensor `{t}` is not produced by any node")))
+    }
+
+    /// The weight initializer of a Conv node, if it has one.
+    pub fn conv_weight(&self, conv: &NodeProto) -> Option<&'a pb::TensorProto> {
+        conv.input.get(1).and_then(|w| self.initializers.get(w.as_str()).copied())
     }
 
     /// The node producing `tensor`, or why there is none.

@@ -1,8 +1,9 @@
-use super::active::ActiveSet;
 use super::gemm::{self, GemmScratch};
-use super::geometry::ConvGeometry;
 use super::im2col::{gather_columns, grow, TapTables};
+use super::isa::{self, CpuIsa};
+use super::parallel::{for_each_tile, PerWorker, SharedMut};
 use crate::error::{PagError, Result};
+use crate::pag::{ActiveSet, ConvGeometry};
 
 /// Target size, in floats, of one tile's im2col block (`in_channels · taps × tile`): 256 pixels
 /// of a 64-channel 3×3 conv, the best of 64..512 measured on Zen 4 (1 MiB L2 per core). Larger
@@ -24,6 +25,7 @@ pub struct PerforatedConv {
     bias: Vec<f32>,
     tile: usize,
     every_output: ActiveSet,
+    isa: &'static CpuIsa,
 }
 
 /// Working memory of [`PerforatedConv::run`]: the im2col tile, the GEMM result tile and the
@@ -32,19 +34,31 @@ pub struct PerforatedConv {
 /// One scratch can serve any number of convs, one call at a time.
 #[derive(Debug, Default)]
 pub struct ConvScratch {
+    workers: PerWorker<TileScratch>,
+}
+
+/// One worker's buffers for one tile.
+#[derive(Debug, Default)]
+struct TileScratch {
     columns: Vec<f32>,
     result: Vec<f32>,
     tables: TapTables,
     gemm: GemmScratch,
 }
 
-impl ConvScratch {
-    /// Bytes currently reserved; stops changing once the scratch has warmed up.
-    pub fn allocated_bytes(&self) -> usize {
+impl TileScratch {
+    fn allocated_bytes(&self) -> usize {
         use std::mem::size_of;
         (self.columns.capacity() + self.result.capacity()) * size_of::<f32>()
             + self.tables.allocated_bytes()
             + self.gemm.allocated_bytes()
+    }
+}
+
+impl ConvScratch {
+    /// Bytes currently reserved; stops changing once the scratch has warmed up.
+    pub fn allocated_bytes(&self) -> usize {
+        self.workers.allocated_bytes(TileScratch::allocated_bytes)
     }
 }
 
@@ -89,7 +103,23 @@ impl PerforatedConv {
         let depth = in_channels * geometry.taps();
         let tile = (TILE_COLUMN_FLOATS / depth / 16 * 16).clamp(MIN_TILE, MAX_TILE);
         let every_output = ActiveSet::full(geometry.out_height(), geometry.out_width())?;
-        Ok(PerforatedConv { geometry, in_channels, out_channels, weights: weights.to_vec(), bias, tile, every_output })
+        Ok(PerforatedConv {
+            geometry,
+            in_channels,
+            out_channels,
+            weights: weights.to_vec(),
+            bias,
+            tile,
+            every_output,
+            isa: isa::best(),
+        })
+    }
+
+    /// The same conv on the micro-kernels of `isa` (tests run every supported one).
+    pub fn with_isa(mut self, isa: &'static CpuIsa) -> Self {
+        assert!(isa.is_supported(), "{} is not supported by this CPU", isa.name);
+        self.isa = isa;
+        self
     }
 
     /// The same conv processing `tile` active pixels per GEMM (≥ 1); for tuning and tests.
@@ -161,9 +191,12 @@ impl PerforatedConv {
             return Err(shape_error("conv output", self.output_len(), output.len(), layout));
         }
         active.check_grid("active set of the conv output", self.geometry.out_height(), self.geometry.out_width())?;
-        for tile in active.indices().chunks(self.tile) {
-            self.run_tile(input, tile, output, scratch, accumulate);
-        }
+        self.reserve(scratch);
+        let out = SharedMut(output.as_mut_ptr());
+        let workers = &scratch.workers;
+        for_each_tile(active.indices(), self.tile, |tile| {
+            workers.with(|w| self.run_tile(input, tile, out, w, accumulate))
+        });
         Ok(())
     }
 
@@ -172,10 +205,13 @@ impl PerforatedConv {
     pub fn reserve(&self, scratch: &mut ConvScratch) {
         let n = self.tile.min(self.geometry.out_height() * self.geometry.out_width());
         let depth = self.in_channels * self.geometry.taps();
-        grow(&mut scratch.columns, depth * n);
-        grow(&mut scratch.result, self.out_channels * n);
-        scratch.tables.reserve(self.geometry.taps(), n);
-        scratch.gemm.reserve(self.out_channels, depth, n);
+        scratch.workers.ensure();
+        for w in scratch.workers.each_mut() {
+            grow(&mut w.columns, depth * n);
+            grow(&mut w.result, self.out_channels * n);
+            w.tables.reserve(self.geometry.taps(), n);
+            w.gemm.reserve(self.out_channels, depth, n);
+        }
     }
 
     /// The dense baseline: the same kernel over every output pixel (tiles are then contiguous,
@@ -206,7 +242,8 @@ impl PerforatedConv {
         // SAFETY: the weights are `out_channels × depth` row-major (length checked in `new`); the
         // caller guarantees B and C.
         unsafe {
-            gemm::sgemm(
+            gemm::sgemm_with(
+                self.isa,
                 (self.out_channels, depth, n),
                 (self.weights.as_ptr(), depth, 1),
                 (b, b_stride, 1),
@@ -217,7 +254,14 @@ impl PerforatedConv {
         }
     }
 
-    fn run_tile(&self, input: &[f32], tile: &[u32], output: &mut [f32], scratch: &mut ConvScratch, accumulate: bool) {
+    fn run_tile(
+        &self,
+        input: &[f32],
+        tile: &[u32],
+        output: SharedMut<f32>,
+        scratch: &mut TileScratch,
+        accumulate: bool,
+    ) {
         let n = tile.len();
         let depth = self.in_channels * self.geometry.taps();
         let plane_in = self.geometry.in_height() * self.geometry.in_width();
@@ -232,6 +276,7 @@ impl PerforatedConv {
         } else {
             grow(&mut scratch.columns, depth * n);
             gather_columns(
+                self.isa,
                 &self.geometry,
                 self.in_channels,
                 input,
@@ -243,42 +288,35 @@ impl PerforatedConv {
         };
 
         if contiguous {
-            for (row, &b) in output.chunks_exact_mut(plane_out).zip(&self.bias) {
+            for (co, &b) in self.bias.iter().enumerate() {
+                // SAFETY: pixels first..first+n of output plane co, written by this tile only
+                // (tiles hold distinct pixels).
+                let row = unsafe { std::slice::from_raw_parts_mut(output.0.add(co * plane_out + first), n) };
                 if accumulate {
-                    row[first..first + n].iter_mut().for_each(|v| *v += b);
+                    row.iter_mut().for_each(|v| *v += b);
                 } else {
-                    row[first..first + n].fill(b);
+                    row.fill(b);
                 }
             }
             // SAFETY: A is `out_channels × depth` row-major (`weights.len()` checked in `new`);
             // B is `depth × n` with row stride `b_row_stride`, inside `columns[..depth·n]` or, on
             // the pointwise path, inside `input` (last read: (depth−1)·plane_in + first + n − 1 <
             // input.len()); C element (co, j) is output[co·plane_out + first + j], inside
-            // `output` because first + n ≤ plane_out and output.len() = out_channels·plane_out.
-            unsafe {
-                self.gemm(
-                    depth,
-                    n,
-                    b_ptr,
-                    b_row_stride,
-                    1.0,
-                    output[first..].as_mut_ptr(),
-                    plane_out,
-                    &mut scratch.gemm,
-                )
-            }
+            // `output` because first + n ≤ plane_out and output.len() = out_channels·plane_out, and
+            // no other tile writes these pixels.
+            unsafe { self.gemm(depth, n, b_ptr, b_row_stride, 1.0, output.0.add(first), plane_out, &mut scratch.gemm) }
         } else {
             grow(&mut scratch.result, self.out_channels * n);
             let result = &mut scratch.result[..self.out_channels * n];
             // SAFETY: A as above; B as above; C is `out_channels × n` row-major in `result`.
             unsafe { self.gemm(depth, n, b_ptr, b_row_stride, 0.0, result.as_mut_ptr(), n, &mut scratch.gemm) }
-            for ((out_plane, values), &b) in
-                output.chunks_exact_mut(plane_out).zip(result.chunks_exact(n)).zip(&self.bias)
-            {
+            for (co, (values, &b)) in result.chunks_exact(n).zip(&self.bias).enumerate() {
+                // SAFETY: element p of output plane co; no other tile writes pixel p.
+                let at = |p: u32| unsafe { &mut *output.0.add(co * plane_out + p as usize) };
                 if accumulate {
-                    tile.iter().zip(values).for_each(|(&p, &v)| out_plane[p as usize] += v + b);
+                    tile.iter().zip(values).for_each(|(&p, &v)| *at(p) += v + b);
                 } else {
-                    tile.iter().zip(values).for_each(|(&p, &v)| out_plane[p as usize] = v + b);
+                    tile.iter().zip(values).for_each(|(&p, &v)| *at(p) = v + b);
                 }
             }
         }

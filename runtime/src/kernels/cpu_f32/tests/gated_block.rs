@@ -1,8 +1,10 @@
 use proptest::prelude::*;
 
-use super::test_data::Data;
-use super::*;
+use super::data::Data;
+use crate::kernels::cpu_f32::*;
 use crate::mode::ComputeMode;
+use crate::pag::*;
+use crate::Rho;
 
 /// Owned weights of one block (see [`GatedBlockWeights`] for the shapes).
 struct Owned {
@@ -69,7 +71,7 @@ fn reference_gated_block(
     let active = match mode {
         ComputeMode::Dense => ActiveSet::full(h, w),
         ComputeMode::Native => ActiveSet::native(&scores, h, w),
-        ComputeMode::Budget(rho) => ActiveSet::budget(&scores, h, w, rho),
+        ComputeMode::Budget(rho) => ActiveSet::budget(&scores, h, w, rho.get()),
     }
     .unwrap();
     let mut mask = vec![0.0f32; h * w];
@@ -100,7 +102,7 @@ fn to_mode(kind: ModeKind) -> ComputeMode {
     match kind {
         ModeKind::Dense => ComputeMode::Dense,
         ModeKind::Native => ComputeMode::Native,
-        ModeKind::Budget(rho) => ComputeMode::Budget(rho),
+        ModeKind::Budget(rho) => ComputeMode::budget(rho).unwrap(),
     }
 }
 
@@ -117,7 +119,9 @@ proptest! {
     ) {
         let mut data = Data(seed);
         let owned = Owned::random(c, mid, kernel, dilation, gate_bias, &mut data);
-        let block = GatedBlock::new(&owned.weights(), (h, w)).unwrap();
+        let isas = CpuIsa::supported();
+        let isa = isas[seed as usize % isas.len()];
+        let block = GatedBlock::new(&owned.weights(), (h, w)).unwrap().with_isa(isa);
         let input = data.quantized(c * h * w, 64);
         let mode = to_mode(kind);
         let (want, active) = reference_gated_block(&owned.weights(), (h, w), &input, mode);
@@ -156,11 +160,12 @@ proptest! {
             footprint,
             executed_macs: executed,
             dense_macs: macs(n, n),
+            gate_macs: c as u64 * n,
         });
 
         // Once warmed up, no mode makes the scratch grow, and a rerun gives the same bits.
         let warm = scratch.allocated_bytes();
-        for other in [ComputeMode::Dense, ComputeMode::Native, ComputeMode::Budget(0.3), mode] {
+        for other in [ComputeMode::Dense, ComputeMode::Native, ComputeMode::budget(0.3).unwrap(), mode] {
             let mut y = input.clone();
             block.run_in_place(&mut y, other, &mut scratch).unwrap();
             prop_assert_eq!(scratch.allocated_bytes(), warm, "{} grew the scratch", other);
@@ -207,7 +212,124 @@ fn bad_shapes_and_modes_are_errors_and_touch_nothing() {
     let mut scratch = GatedBlockScratch::default();
     let mut x = vec![7.0f32; block.input_len()];
     assert!(block.run_in_place(&mut x[1..], ComputeMode::Dense, &mut scratch).is_err());
-    assert!(block.run_in_place(&mut x, ComputeMode::Budget(0.0), &mut scratch).is_err());
-    assert!(block.run_in_place(&mut x, ComputeMode::Budget(f32::NAN), &mut scratch).is_err());
+    assert!(ComputeMode::budget(0.0).is_err() && ComputeMode::budget(f32::NAN).is_err() && Rho::new(1e-46).is_err());
     assert!(x.iter().all(|&v| v == 7.0));
+}
+
+/// A gated MultiPool block computed densely: reduce, every branch at every pixel, the
+/// selector's argmax (ties → lowest) as a one-hot, expand, then `x + mask · branch`.
+#[allow(clippy::too_many_arguments)]
+fn reference_gated_multipool(
+    b: &GatedBlockWeights<'_>,
+    pool: &MultiPoolWeights<'_>,
+    (h, w): (usize, usize),
+    x: &[f32],
+    mode: ComputeMode,
+) -> (Vec<f32>, ActiveSet, Vec<usize>) {
+    let (c, m, n, p) = (b.channels, b.mid, h * w, pool.branches.len());
+    let point = ConvGeometry::new((h, w), (1, 1), 1, 1, [0; 4]).unwrap();
+    let scores = reference_conv(x, c, b.gate_weights, 1, Some(b.gate_bias), &point);
+    let active = match mode {
+        ComputeMode::Dense => ActiveSet::full(h, w),
+        ComputeMode::Native => ActiveSet::native(&scores, h, w),
+        ComputeMode::Budget(rho) => ActiveSet::budget(&scores, h, w, rho.get()),
+    }
+    .unwrap();
+    let reduced = relu(reference_conv(x, c, b.reduce_weights, m, Some(b.reduce_bias), &point));
+    let sel = reference_conv(&reduced, m, pool.selector_weights, p, Some(pool.selector_bias), &point);
+    let choice: Vec<usize> =
+        (0..n).map(|q| (0..p).fold(0, |best, j| if sel[j * n + q] > sel[best * n + q] { j } else { best })).collect();
+    let outs: Vec<Vec<f32>> = pool
+        .branches
+        .iter()
+        .map(|br| {
+            if br.dilation == 0 {
+                return reduced.clone();
+            }
+            let g = ConvGeometry::new((h, w), (3, 3), 1, br.dilation, [br.dilation; 4]).unwrap();
+            let v = reference_conv(&reduced, m, br.weights, m, Some(br.bias), &g);
+            if br.relu {
+                relu(v)
+            } else {
+                v
+            }
+        })
+        .collect();
+    let spatial: Vec<f32> = (0..m * n).map(|i| outs[choice[i % n]][i]).collect();
+    let branch = reference_conv(&spatial, m, b.expand_weights, c, Some(b.expand_bias), &point);
+    let mut mask = vec![0.0f32; n];
+    active.indices().iter().for_each(|&q| mask[q as usize] = 1.0);
+    let out = x.iter().zip(&branch).enumerate().map(|(i, (&xi, &bi))| xi + mask[i % n] * bi).collect();
+    (out, active, choice)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// The gated MultiPool block (contract version 2): at each active pixel exactly the branch
+    /// the selector picks, inactive pixels bit-identical, MACs by the formula, on every ISA.
+    #[test]
+    fn gated_multipool_block_matches_reference(
+        (c, mid, h, w) in (1usize..=12, 1usize..=8, 1usize..=17, 1usize..=17),
+        dilations in prop::collection::vec(prop::sample::select(vec![0usize, 1, 2, 4, 6]), 2..=5),
+        relus in prop::collection::vec(any::<bool>(), 5),
+        kind in mode_kind(),
+        gate_bias in prop_oneof![Just(-100.0f32), Just(100.0), (-16i32..=16).prop_map(|q| q as f32 / 16.0)],
+        seed in any::<u64>(),
+    ) {
+        let mut data = Data(seed);
+        let owned = Owned::random(c, mid, 3, 1, gate_bias, &mut data);
+        let p = dilations.len();
+        let selector_weights = data.quantized(p * mid, 8);
+        let selector_bias = data.quantized(p, 8);
+        let convs: Vec<(Vec<f32>, Vec<f32>)> = dilations
+            .iter()
+            .map(|&d| if d == 0 { (vec![], vec![]) } else { (data.vec(mid * mid * 9, 1.0 / (9.0 * mid as f32).sqrt()), data.vec(mid, 0.5)) })
+            .collect();
+        let branches: Vec<BranchWeights<'_>> = dilations
+            .iter()
+            .zip(&convs)
+            .zip(&relus)
+            .map(|((&dilation, (weights, bias)), &relu)| BranchWeights { dilation, weights, bias, relu: relu && dilation > 0 })
+            .collect();
+        let pool = MultiPoolWeights { selector_weights: &selector_weights, selector_bias: &selector_bias, branches: &branches };
+        for isa in CpuIsa::supported() {
+            let block = GatedBlock::with_multipool(&owned.weights(), &pool, (h, w)).unwrap().with_isa(isa);
+            let input = data.quantized(c * h * w, 64);
+            let mode = to_mode(kind);
+            let (want, active, choice) = reference_gated_multipool(&owned.weights(), &pool, (h, w), &input, mode);
+            let mut x = input.clone();
+            let mut scratch = GatedBlockScratch::default();
+            let stats = block.run_in_place(&mut x, mode, &mut scratch).unwrap();
+            let n = h * w;
+            let mut is_active = vec![false; n];
+            active.indices().iter().for_each(|&q| is_active[q as usize] = true);
+            for (i, (&got, &exp)) in x.iter().zip(&want).enumerate() {
+                if is_active[i % n] {
+                    prop_assert!((got - exp).abs() <= 1e-4, "{}: output {i}: got {got}, reference {exp}", isa.name);
+                } else {
+                    prop_assert_eq!(got.to_bits(), input[i].to_bits(), "{}: inactive output {} was written", isa.name, i);
+                }
+            }
+            // MACs: gate everywhere; reduce where it ran; selector, one branch and expand at the
+            // branch pixels (the active ones, or all on the dense-branch path).
+            let dense_branch = active.len() < n && 5 * active.len() >= 4 * n;
+            let every: Vec<usize> = if dense_branch || active.is_full() { (0..n).collect() } else { active.indices().iter().map(|&q| q as usize).collect() };
+            let taps: u64 = every.iter().map(|&q| if dilations[choice[q]] == 0 { 0 } else { 9 }).sum();
+            let (cu, mu, pu) = (c as u64, mid as u64, p as u64);
+            let e = every.len() as u64;
+            let expected = cu * n as u64 + cu * mu * stats.footprint as u64 + mu * pu * e + mu * mu * taps + mu * cu * e;
+            prop_assert_eq!(stats.executed_macs, expected);
+            prop_assert_eq!(stats.active, active.len());
+            prop_assert!(stats.footprint >= every.len().min(n));
+            let conv_branches = dilations.iter().filter(|&&d| d > 0).count() as u64;
+            prop_assert_eq!(stats.dense_macs, n as u64 * (cu + cu * mu + mu * pu + 9 * conv_branches * mu * mu + mu * cu));
+            // Warm: no growth, same bits.
+            let warm = scratch.allocated_bytes();
+            let mut y = input.clone();
+            block.run_in_place(&mut y, mode, &mut scratch).unwrap();
+            prop_assert_eq!(scratch.allocated_bytes(), warm);
+            prop_assert!(y.iter().zip(&x).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+    }
 }

@@ -1,7 +1,8 @@
 use proptest::prelude::*;
 
-use super::test_data::Data;
-use super::*;
+use super::data::Data;
+use crate::kernels::cpu_f32::*;
+use crate::pag::*;
 
 /// All branches densely with `reference_conv`, the selector's argmax (ties → lowest index) as a
 /// one-hot, `output = Σ onehot_i · branch_i`.
@@ -66,7 +67,9 @@ proptest! {
             .zip(&relus)
             .map(|((&dilation, (weights, bias)), &relu)| MultiPoolBranch { dilation, weights, bias, relu: relu && dilation > 0 })
             .collect();
-        let module = MultiPool::new(c, (h, w), &selector_weights, &selector_bias, &branches).unwrap();
+        let isas = CpuIsa::supported();
+        let isa = isas[seed as usize % isas.len()];
+        let module = MultiPool::new(c, (h, w), &selector_weights, &selector_bias, &branches).unwrap().with_isa(isa);
         let input = data.quantized(c * h * w, 64);
         let want = reference_multipool(c, (h, w), &input, (&selector_weights, &selector_bias), &branches);
 

@@ -133,6 +133,12 @@ impl ActiveSet {
         Ok(())
     }
 
+    /// Makes `self` a copy of `other` without allocating once `self` has the capacity.
+    pub fn copy_from(&mut self, other: &ActiveSet) {
+        self.reset(other.height, other.width);
+        self.indices.extend_from_slice(&other.indices);
+    }
+
     /// In-place [`ActiveSet::from_mask`].
     pub fn refill_from_mask<M: MaskValue>(&mut self, mask: &[M], height: usize, width: usize) -> Result<()> {
         check_len("gate mask", mask.len(), height, width)?;

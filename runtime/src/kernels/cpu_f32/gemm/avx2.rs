@@ -1,0 +1,87 @@
+//! The AVX2+FMA micro-kernel: a 6 × 16 register tile.
+use super::{gemm_blocked, Dst, GemmScratch, Operand};
+
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Operand<*const f32>,
+    b: Operand<*const f32>,
+    beta: f32,
+    c: Operand<*mut f32>,
+    s: &mut GemmScratch,
+) {
+    // SAFETY: forwarded.
+    unsafe { gemm_blocked::<6, 16>(|kc, a, b, d| kernel_avx2(kc, a, b, d), m, k, n, a, b, beta, c, s) }
+}
+
+/// The blocked product with an `MR × NR` micro-tile. Inlined into each ISA's wrapper so the
+/// micro-kernel is compiled with that wrapper's target features.
+/// The 6 × 16 tile with AVX2 + FMA: 12 ymm accumulators.
+#[inline(always)]
+unsafe fn kernel_avx2(kc: usize, a: &[f32], b: &[f32], dst: Dst) {
+    use std::arch::x86_64::*;
+    assert!(a.len() >= kc * 6 && b.len() >= kc * 16);
+    let mut out = [[0f32; 16]; 6];
+    // SAFETY: only called from `gemm_avx2` (AVX2 and FMA present); reads within the asserted
+    // lengths; writes the tile `dst` describes, inside C (the caller's guarantee).
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); 12];
+        let (mut ap, mut bp) = (a.as_ptr(), b.as_ptr());
+        for _ in 0..kc {
+            let b0 = _mm256_loadu_ps(bp);
+            let b1 = _mm256_loadu_ps(bp.add(8));
+            for i in 0..6 {
+                let ai = _mm256_set1_ps(*ap.add(i));
+                acc[2 * i] = _mm256_fmadd_ps(ai, b0, acc[2 * i]);
+                acc[2 * i + 1] = _mm256_fmadd_ps(ai, b1, acc[2 * i + 1]);
+            }
+            ap = ap.add(6);
+            bp = bp.add(16);
+        }
+        if dst.cs == 1 {
+            // Rows of contiguous C: masked vector read-modify-write of the first nr columns.
+            let scale = _mm256_set1_ps(dst.scale);
+            let lanes = |from: usize| {
+                let n = dst.nr.saturating_sub(from).min(8) as i32;
+                _mm256_setr_epi32(
+                    -((0 < n) as i32),
+                    -((1 < n) as i32),
+                    -((2 < n) as i32),
+                    -((3 < n) as i32),
+                    -((4 < n) as i32),
+                    -((5 < n) as i32),
+                    -((6 < n) as i32),
+                    -((7 < n) as i32),
+                )
+            };
+            let masks = [lanes(0), lanes(8)];
+            for i in 0..dst.mr {
+                let row = dst.ptr.add(i * dst.rs);
+                for (h, v) in [acc[2 * i], acc[2 * i + 1]].into_iter().enumerate() {
+                    if dst.nr <= 8 * h {
+                        continue;
+                    }
+                    let p = row.add(8 * h);
+                    if dst.nr >= 8 * (h + 1) {
+                        // A whole vector: plain loads and stores (masked ones are slow on AMD).
+                        let v = if dst.scale == 0.0 { v } else { _mm256_fmadd_ps(scale, _mm256_loadu_ps(p), v) };
+                        _mm256_storeu_ps(p, v);
+                        continue;
+                    }
+                    let k = masks[h];
+                    let v = if dst.scale == 0.0 { v } else { _mm256_fmadd_ps(scale, _mm256_maskload_ps(p, k), v) };
+                    _mm256_maskstore_ps(p, k, v);
+                }
+            }
+            return;
+        }
+        for (i, row) in out.iter_mut().enumerate() {
+            _mm256_storeu_ps(row.as_mut_ptr(), acc[2 * i]);
+            _mm256_storeu_ps(row.as_mut_ptr().add(8), acc[2 * i + 1]);
+        }
+        dst.write(&out);
+    }
+}

@@ -1,0 +1,35 @@
+//! The portable micro-kernel (any target): a 4 × 8 register tile in plain Rust.
+use super::{gemm_blocked, Dst, GemmScratch, Operand};
+
+/// The blocked GEMM on the portable micro-kernel.
+///
+/// # Safety
+/// As [`super::sgemm`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Operand<*const f32>,
+    b: Operand<*const f32>,
+    beta: f32,
+    c: Operand<*mut f32>,
+    s: &mut GemmScratch,
+) {
+    // SAFETY: forwarded.
+    unsafe { gemm_blocked::<4, 8>(|kc, a, b, d| micro_kernel::<4, 8>(kc, a, b, d), m, k, n, a, b, beta, c, s) }
+}
+
+#[inline(always)]
+unsafe fn micro_kernel<const MR: usize, const NR: usize>(kc: usize, a: &[f32], b: &[f32], dst: Dst) {
+    let mut acc = [[0f32; NR]; MR];
+    for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)).take(kc) {
+        for i in 0..MR {
+            for j in 0..NR {
+                acc[i][j] += ap[i] * bp[j];
+            }
+        }
+    }
+    // SAFETY: forwarded.
+    unsafe { dst.write(&acc) }
+}

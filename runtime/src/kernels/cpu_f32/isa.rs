@@ -1,0 +1,97 @@
+//! The CPU's f32 micro-kernels, one table per instruction set, chosen once at start-up.
+//!
+//! Each table holds plain functions (the GEMM's blocked driver with its register tile, the
+//! im2col gather, the bilinear resize) compiled for one ISA. [`best`] picks the widest the CPU
+//! supports (`PAGRT_CPU_ISA=portable|avx2|avx512` overrides it, for debugging and benchmarks);
+//! [`CpuIsa::supported`] lists every table this CPU can run, so tests check them all, not only
+//! the one the dispatcher picks.
+use std::sync::OnceLock;
+
+use super::gemm::{self, GemmFn};
+use super::im2col::{self, Im2colFn};
+use super::resize::{self, ResizeFn};
+
+/// One instruction set's f32 kernels.
+#[derive(Debug)]
+pub struct CpuIsa {
+    /// `portable`, `avx2` (AVX2 + FMA) or `avx512` (AVX-512F; its im2col and resize reuse the
+    /// AVX2 builds).
+    pub name: &'static str,
+    pub(crate) gemm: GemmFn,
+    pub(crate) im2col: Im2colFn,
+    pub(crate) resize: ResizeFn,
+    detect: fn() -> bool,
+}
+
+/// Plain Rust for any target (the crate's baseline instruction set).
+pub static PORTABLE: CpuIsa = CpuIsa {
+    name: "portable",
+    gemm: gemm::generic::gemm,
+    im2col: im2col::gather_columns_portable,
+    resize: resize::resize_portable,
+    detect: || true,
+};
+
+/// AVX2 + FMA: 6 × 16 GEMM tile.
+#[cfg(target_arch = "x86_64")]
+pub static AVX2: CpuIsa = CpuIsa {
+    name: "avx2",
+    gemm: gemm::avx2::gemm,
+    im2col: im2col::gather_columns_avx2,
+    resize: resize::resize_avx2,
+    detect: || is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+};
+
+/// AVX-512F: 8 × 32 and 16 × 16 GEMM tiles.
+#[cfg(target_arch = "x86_64")]
+pub static AVX512: CpuIsa = CpuIsa {
+    name: "avx512",
+    gemm: gemm::avx512::gemm,
+    im2col: im2col::gather_columns_avx2,
+    resize: resize::resize_avx2,
+    detect: || {
+        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    },
+};
+
+/// Every table built for this target, widest last.
+pub fn all() -> &'static [&'static CpuIsa] {
+    #[cfg(target_arch = "x86_64")]
+    static ALL: [&CpuIsa; 3] = [&PORTABLE, &AVX2, &AVX512];
+    #[cfg(not(target_arch = "x86_64"))]
+    static ALL: [&CpuIsa; 1] = [&PORTABLE];
+    &ALL
+}
+
+impl CpuIsa {
+    /// Whether this CPU can run this table.
+    pub fn is_supported(&self) -> bool {
+        (self.detect)()
+    }
+
+    /// Every table this CPU can run, widest last.
+    pub fn supported() -> Vec<&'static CpuIsa> {
+        all().iter().copied().filter(|i| i.is_supported()).collect()
+    }
+
+    /// The table named `name`, if built for this target and supported by this CPU.
+    pub fn by_name(name: &str) -> Option<&'static CpuIsa> {
+        all().iter().copied().find(|i| i.name == name && i.is_supported())
+    }
+}
+
+/// The widest table this CPU supports, or the one `PAGRT_CPU_ISA` names (ignored, with a
+/// message on stderr, when unknown or unsupported). Decided once per process.
+pub fn best() -> &'static CpuIsa {
+    static BEST: OnceLock<&'static CpuIsa> = OnceLock::new();
+    BEST.get_or_init(|| {
+        let widest = *CpuIsa::supported().last().expect("the portable table is always supported");
+        match std::env::var("PAGRT_CPU_ISA") {
+            Ok(name) => CpuIsa::by_name(&name).unwrap_or_else(|| {
+                eprintln!("pagrt: PAGRT_CPU_ISA={name} is not a supported instruction set here; using {}", widest.name);
+                widest
+            }),
+            Err(_) => widest,
+        }
+    })
+}
