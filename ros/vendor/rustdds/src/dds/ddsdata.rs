@@ -20,6 +20,10 @@ pub enum DDSData {
   DisposeByKey {
     change_kind: ChangeKind,
     key: SerializedPayload,
+    // pagrt: also sent as PID_KEY_HASH inline QoS when known. Fast DDS 2.9
+    // identifies a disposed participant by it: without it, it ignored RustDDS's
+    // participant dispose and saw the participant leave only at lease expiry.
+    key_hash: Option<KeyHash>,
   },
   DisposeByKeyHash {
     change_kind: ChangeKind,
@@ -32,7 +36,24 @@ impl DDSData {
     Self::Data { serialized_payload }
   }
   pub fn new_disposed_by_key(change_kind: ChangeKind, key: SerializedPayload) -> Self {
-    Self::DisposeByKey { change_kind, key }
+    Self::DisposeByKey {
+      change_kind,
+      key,
+      key_hash: None,
+    }
+  }
+
+  /// pagrt: a dispose carrying both the serialized key and its key hash.
+  pub fn new_disposed_by_key_and_hash(
+    change_kind: ChangeKind,
+    key: SerializedPayload,
+    key_hash: KeyHash,
+  ) -> Self {
+    Self::DisposeByKey {
+      change_kind,
+      key,
+      key_hash: Some(key_hash),
+    }
   }
 
   pub fn new_disposed_by_key_hash(change_kind: ChangeKind, key_hash: KeyHash) -> Self {

@@ -14,7 +14,10 @@ use log::{debug, error, info, trace, warn};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::{
-  network::util::get_local_multicast_ip_addrs_filtered,
+  network::{
+    pacer::{Pacer, PacingConfig},
+    util::get_local_multicast_ip_addrs_filtered,
+  },
   rtps::{
     outbound::{ControlQueue, Datagram, SendOutcome, SocketId, CONTROL_QUEUE_WARN_LEN},
     transmit::InterfaceSelector,
@@ -38,6 +41,10 @@ pub struct UDPSender {
   // sent immediately. Drained on write readiness by `flush_control`.
   // (see src/rtps/nonblocking_transmit_design.md)
   control_queues: RefCell<HashMap<SocketId, ControlQueue>>,
+
+  // pagrt: paces bulk user data of every writer of this participant (see
+  // network/pacer.rs).
+  pacer: Pacer,
 }
 
 impl UDPSender {
@@ -69,6 +76,11 @@ impl UDPSender {
       Ok(effective) => debug!("SO_SNDBUF requested {size} bytes, effective {effective} bytes."),
       Err(e) => debug!("Could not read back SO_SNDBUF: {e}"),
     }
+  }
+
+  /// pagrt: the participant's pacer for bulk user data.
+  pub fn pacer(&self) -> &Pacer {
+    &self.pacer
   }
 
   pub fn new_with_networks(
@@ -160,6 +172,7 @@ impl UDPSender {
       unicast_socket,
       multicast_sockets,
       control_queues: RefCell::new(HashMap::new()),
+      pacer: Pacer::new(PacingConfig::from_env()),
     };
     info!("UDPSender::new() --> {sender:?}");
     Ok(sender)
@@ -353,8 +366,11 @@ impl UDPSender {
   /// multicast interface (legacy reachability). Datagrams are queued (never
   /// dropped) if the socket is congested.
   pub fn send_to_locator(&self, buffer: &[u8], locator: &Locator) {
+    // pagrt: trace, not warn: datagrams above 1500 bytes are intended where the
+    // path MTU allows (loopback, same-host peers), and this logged one line per
+    // datagram.
     if buffer.len() > 1500 {
-      warn!("send_to_locator: Message size = {}", buffer.len());
+      trace!("send_to_locator: Message size = {}", buffer.len());
     }
     let Some(socket_address) = self.locator_socket_addr(locator, "send_to_locator") else {
       return;
@@ -396,7 +412,7 @@ impl UDPSender {
     interface: &InterfaceSelector,
   ) {
     if buffer.len() > 1500 {
-      warn!(
+      trace!(
         "send_to_multicast_locator_via: Message size = {}",
         buffer.len()
       );
@@ -438,8 +454,11 @@ impl UDPSender {
   /// Bulk send to a locator. Returns the sockets that could not accept the
   /// datagram (WouldBlock), so the caller can stop and arm write readiness.
   pub(crate) fn try_send_to_locator(&self, buffer: &[u8], locator: &Locator) -> Vec<SocketId> {
+    // pagrt: trace, not warn: datagrams above 1500 bytes are intended where the
+    // path MTU allows (loopback, same-host peers), and this logged one line per
+    // datagram.
     if buffer.len() > 1500 {
-      warn!("try_send_to_locator: Message size = {}", buffer.len());
+      trace!("try_send_to_locator: Message size = {}", buffer.len());
     }
     let mut blocked = Vec::new();
     let Some(socket_address) = self.locator_socket_addr(locator, "try_send_to_locator") else {
@@ -468,7 +487,7 @@ impl UDPSender {
     interface: &InterfaceSelector,
   ) -> Vec<SocketId> {
     if buffer.len() > 1500 {
-      warn!(
+      trace!(
         "try_send_to_multicast_locator_via: Message size = {}",
         buffer.len()
       );

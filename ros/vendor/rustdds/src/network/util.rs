@@ -8,7 +8,9 @@ use log::{error, warn};
 
 use crate::{
   rtps::{
-    constant::{payload_budget_for_mtu, FALLBACK_MAX_AGGREGATED_DATAGRAM_SIZE},
+    constant::{
+      payload_budget_for_mtu, FALLBACK_MAX_AGGREGATED_DATAGRAM_SIZE, SAME_HOST_MAX_DATAGRAM_PAYLOAD,
+    },
     transmit::InterfaceSelector,
   },
   structure::locator::Locator,
@@ -120,6 +122,21 @@ pub fn local_interface_table() -> Vec<IfAddr> {
 /// An overestimate is a soft failure (IP fragmentation), never data loss, so
 /// this errs toward the safe default when unsure.
 pub fn path_mtu_payload_for_peer(ifaces: &[IfAddr], peer_ip: IpAddr) -> usize {
+  // pagrt: a peer at one of this host's own addresses is reached through the
+  // loopback device whatever interface the address belongs to, so it gets the
+  // loopback MTU. Without this, a same-host reader that advertises only its LAN
+  // address (Fast DDS does) got 1452-byte datagrams: a 0.9 MB sample became
+  // ~700 datagrams in one burst, more than a default-sized receive buffer holds.
+  if ifaces.iter().any(|ifa| ifa.ip == peer_ip) {
+    let loopback_mtu = ifaces
+      .iter()
+      .filter(|ifa| ifa.is_loopback)
+      .filter_map(|ifa| ifa.mtu)
+      .max();
+    if let Some(mtu) = loopback_mtu {
+      return same_host_budget(mtu);
+    }
+  }
   if let IpAddr::V4(peer) = peer_ip {
     for ifa in ifaces {
       let (IpAddr::V4(local), Some(mask)) = (ifa.ip, ifa.netmask) else {
@@ -127,7 +144,11 @@ pub fn path_mtu_payload_for_peer(ifaces: &[IfAddr], peer_ip: IpAddr) -> usize {
       };
       if same_subnet_v4(local, mask, peer) {
         if let Some(mtu) = ifa.mtu {
-          return payload_budget_for_mtu(mtu);
+          return if ifa.is_loopback {
+            same_host_budget(mtu)
+          } else {
+            payload_budget_for_mtu(mtu)
+          };
         }
         // Same subnet but MTU unknown: keep scanning in case another matching
         // interface reports one; otherwise we fall through to the default.
@@ -135,6 +156,13 @@ pub fn path_mtu_payload_for_peer(ifaces: &[IfAddr], peer_ip: IpAddr) -> usize {
     }
   }
   FALLBACK_MAX_AGGREGATED_DATAGRAM_SIZE
+}
+
+/// pagrt: the budget for a same-host peer, at most [`SAME_HOST_MAX_DATAGRAM_PAYLOAD`]
+/// (other implementations' receive buffers: Fast DDS drops datagrams above its
+/// 65500-byte default maximum message size).
+fn same_host_budget(loopback_mtu: u32) -> usize {
+  payload_budget_for_mtu(loopback_mtu).min(SAME_HOST_MAX_DATAGRAM_PAYLOAD)
 }
 
 /// True when `local` and `peer` share the IPv4 subnet defined by `mask`.
@@ -491,6 +519,29 @@ mod tests {
     assert_eq!(
       path_mtu_payload_for_peer(&ifaces, v4(127, 0, 0, 1)),
       16384 - 48
+    );
+  }
+
+  // pagrt: a peer at one of our own (non-loopback) addresses is same-host: its
+  // datagrams go through the loopback device, so it gets the loopback budget,
+  // capped for other implementations' maximum message size.
+  #[test]
+  fn path_mtu_own_address_uses_loopback_mtu() {
+    let ifaces = vec![
+      iface_v4(127, 0, 0, 1, 8, 65536, true),
+      iface_v4(192, 168, 1, 10, 24, 1500, false),
+    ];
+    assert_eq!(
+      path_mtu_payload_for_peer(&ifaces, v4(192, 168, 1, 10)),
+      SAME_HOST_MAX_DATAGRAM_PAYLOAD
+    );
+    assert_eq!(
+      path_mtu_payload_for_peer(&ifaces, v4(127, 0, 0, 1)),
+      SAME_HOST_MAX_DATAGRAM_PAYLOAD
+    );
+    assert_eq!(
+      path_mtu_payload_for_peer(&ifaces, v4(192, 168, 1, 11)),
+      1500 - 48
     );
   }
 

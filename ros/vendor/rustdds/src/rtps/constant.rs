@@ -101,6 +101,11 @@ pub const FALLBACK_MAX_AGGREGATED_DATAGRAM_SIZE: usize = 1452;
 // 1452).
 pub const DATAGRAM_HEADER_OVERHEAD: usize = 48;
 
+// pagrt: the largest datagram budget used for a same-host peer (loopback, or
+// one of this host's own addresses). Fast DDS drops UDP datagrams above its
+// default maximum message size (65500 bytes), so stay below it.
+pub const SAME_HOST_MAX_DATAGRAM_PAYLOAD: usize = 64_000;
+
 // Constant RTPS fragment size (serialized-payload bytes per fragment) used by
 // the writer when a sample must be sent as DATAFRAG. The RTPS spec requires the
 // fragment size to be fixed for a given Writer and identical for all remote

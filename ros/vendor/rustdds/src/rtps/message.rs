@@ -44,6 +44,17 @@ pub struct Message {
 }
 
 impl Message {
+  /// pagrt: serialized size of the whole message (RTPS header + submessages),
+  /// as `MessageBuilder::len_serialized`.
+  pub fn len_serialized(&self) -> usize {
+    RTPS_MESSAGE_HEADER_SIZE
+      + self
+        .submessages
+        .iter()
+        .map(|s| SUBMESSAGE_HEADER_SIZE + s.header.content_length as usize)
+        .sum::<usize>()
+  }
+
   pub fn add_submessage(&mut self, submessage: Submessage) {
     self.submessages.push(submessage);
   }
@@ -278,7 +289,13 @@ impl MessageBuilder {
     match cache_change.data_value {
       DDSData::Data { .. } => (), // data sample, not dispose
 
-      DDSData::DisposeByKey { .. } => {
+      DDSData::DisposeByKey { key_hash, .. } => {
+        if let Some(key_hash) = key_hash {
+          param_list.push(Parameter {
+            parameter_id: ParameterId::PID_KEY_HASH,
+            value: key_hash.to_vec(),
+          });
+        }
         param_list.push(Parameter::create_pid_status_info_parameter(
           /* disposed */ true, /* unregistered */ true, /* filtered */ false,
         ));

@@ -469,6 +469,9 @@ impl RtpsReaderProxy {
         }
         self.remove_from_unsent_set_all_before(new_all_acked_before);
         self.all_acked_before = new_all_acked_before;
+        // pagrt: fragments of samples the reader now acknowledges (received, or
+        // given up on) are no longer wanted.
+        self.frags_requested = self.frags_requested.split_off(&new_all_acked_before);
 
         // Insert the requested changes. These are (by construction) greater
         // then new_all_acked_before.
@@ -584,53 +587,26 @@ impl RtpsReaderProxy {
     }
   }
 
-  // Note: The current implementation produces an iterator that iterates only
-  // over one fragmented sample, but the upper layer should detect that
-  // there are still other fragmented samples requested (if any)
-  // and continue sending.
-  pub fn frags_requested_iterator(&self) -> FragBitVecIterator {
-    match self.frags_requested.iter().next() {
-      None => FragBitVecIterator::new(SequenceNumber::default(), BitVec::new()), // empty iterator
-      Some((sn, bv)) => FragBitVecIterator::new(*sn, bv.clone()),
-    }
+  /// pagrt: the lowest sequence number with requested fragments, and those
+  /// fragment numbers (1-based, ascending).
+  pub fn first_frags_requested(&self) -> Option<(SequenceNumber, Vec<u32>)> {
+    let (sn, bv) = self.frags_requested.iter().find(|(_, bv)| bv.any())?;
+    let frags = bv
+      .iter()
+      .enumerate()
+      .filter(|(_, set)| *set)
+      .map(|(i, _)| i as u32 + 1)
+      .collect();
+    Some((*sn, frags))
+  }
+
+  /// pagrt: drops every fragment request for `seq_num`.
+  pub fn forget_frags_requested(&mut self, seq_num: SequenceNumber) {
+    self.frags_requested.remove(&seq_num);
   }
 
   pub fn repair_frags_requested(&self) -> bool {
     self.frags_requested.values().any(|rf| rf.any())
-  }
-}
-
-pub struct FragBitVecIterator {
-  sequence_number: SequenceNumber,
-  frag_count: FragmentNumber,
-  bitvec: BitVec,
-}
-
-impl FragBitVecIterator {
-  pub fn new(sequence_number: SequenceNumber, bv: BitVec) -> FragBitVecIterator {
-    FragBitVecIterator {
-      sequence_number,
-      frag_count: FragmentNumber::new(1),
-      bitvec: bv,
-    }
-  }
-}
-
-impl Iterator for FragBitVecIterator {
-  type Item = (SequenceNumber, FragmentNumber);
-
-  fn next(&mut self) -> Option<Self::Item> {
-    // f indexes from 1, like FragmentNumber
-    let mut f = u32::from(self.frag_count);
-    while (f as usize) <= self.bitvec.len() && self.bitvec.get((f - 1) as usize) == Some(false) {
-      f += 1;
-    }
-    if (f as usize) > self.bitvec.len() {
-      None
-    } else {
-      self.frag_count = FragmentNumber::new(f + 1);
-      Some((self.sequence_number, FragmentNumber::new(f)))
-    }
   }
 }
 

@@ -108,6 +108,12 @@ pub(crate) enum SendProgress {
     cursor: SampleCursor,
     blocked: BTreeSet<SocketId>,
   },
+  /// pagrt: the participant's pacer is out of tokens for now. `cursor` is where
+  /// to resume, after `wait`.
+  Paced {
+    cursor: SampleCursor,
+    wait: std::time::Duration,
+  },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +122,8 @@ pub(crate) enum TimedEvent {
   CacheCleaning,
   SendRepairData { to_reader: GUID },
   SendRepairFrags { to_reader: GUID },
+  /// pagrt: resume a push that the pacer stopped.
+  ResumeSend,
 }
 
 // This is used to construct an actual Writer.
@@ -250,6 +258,8 @@ pub(crate) struct Writer {
   /// WouldBlock. Drained by the event loop, which enqueues this writer on those
   /// sockets' round-robin queues and arms write readiness.
   blocked_sockets: BTreeSet<SocketId>,
+  // pagrt: a ResumeSend timed event is pending (the pacer stopped a push).
+  resume_send_scheduled: bool,
 
   /// Contains timer that needs to be set to timeout with duration of
   /// self.heartbeat_period timed_event_handler sends notification when timer
@@ -357,6 +367,7 @@ impl Writer {
       last_sent: SequenceNumber::zero(),
       sample_cursor: SampleCursor::Fresh,
       blocked_sockets: BTreeSet::new(),
+      resume_send_scheduled: false,
       timed_event_timer,
       like_stateless: i.like_stateless,
       qos_policies: i.qos_policies,
@@ -541,6 +552,10 @@ impl Writer {
           self.schedule_repair_frags(reader_guid, self.repair_interval());
         }
       } // SendRepairFrags
+      TimedEvent::ResumeSend => {
+        self.resume_send_scheduled = false;
+        self.process_pending();
+      }
     } // match
   } // fn
 
@@ -888,6 +903,16 @@ impl Writer {
             self.send_buffer.set_sent_frontier(sequence_number);
             self.mark_change_sent_to_all_readers(sequence_number);
           }
+          SendProgress::Paced { cursor, wait } => {
+            // pagrt: out of pacing tokens. Keep the place and come back from
+            // the timer; a doorbell in between also resumes from here.
+            self.sample_cursor = cursor;
+            if !self.resume_send_scheduled {
+              self.resume_send_scheduled = true;
+              self.schedule_timed_event(wait, TimedEvent::ResumeSend);
+            }
+            return;
+          }
           SendProgress::Blocked { cursor, blocked } => {
             // Reliable writers always back-pressure. Best-effort writers only if
             // this sample opted in via `best_effort_may_block`; otherwise the
@@ -1011,7 +1036,20 @@ impl Writer {
 
     // Send the messages, either to all readers or just one, stopping at the
     // first message that a socket could not accept.
+    // pagrt: pace bulk pushes of user data (see network/pacer.rs).
+    let paced = class == TrafficClass::Bulk && !self.my_guid.entity_id.kind().is_built_in();
     for (resume_cursor, msg) in messages_to_send {
+      if paced {
+        if let Err(wait) = self.udp_sender.pacer().take(msg.len_serialized()) {
+          return (
+            fragmentation_needed,
+            SendProgress::Paced {
+              cursor: resume_cursor,
+              wait,
+            },
+          );
+        }
+      }
       let blocked = match target_reader_opt {
         None => self.send_message_to_readers(
           DeliveryMode::Multicast,
@@ -1577,79 +1615,129 @@ impl Writer {
     }
   }
 
+  // pagrt: one repair round of requested fragments for a reader. Runs of
+  // contiguous requested fragments go out packed into DATAFRAG submessages of
+  // up to the reader's datagram budget (the original sent one 256-byte fragment
+  // per datagram, 8 per round, i.e. 200 kB/s at the 10 ms repair interval, so
+  // a sample that lost half of its 0.9 MB took seconds and was evicted first).
+  // A round sends at most the pacer's burst (64 KiB without pacing) and is
+  // charged to the pacer. Requests for samples no longer in the send buffer
+  // are dropped (the reader gets a GAP for them once) instead of being
+  // reported as an ERROR for every requested fragment in every round.
   fn handle_repair_frags_send_worker(
     &mut self,
     reader_proxy: &mut RtpsReaderProxy, /* This is mutable proxy temporarily detached from the
                                          * set of reader proxies */
   ) {
-    // Decide the (max) number of frags to be sent
-    let max_send_count = 8;
-
     let reader_guid = reader_proxy.remote_reader_guid;
+    let round_limit = self.udp_sender.pacer().burst().unwrap_or(64 * 1024);
+    let mut round_bytes = 0;
+    let fragment_size = FRAGMENT_SIZE as u16;
 
-    // Get (an iterator to) frags requested but not yet sent
-    // reader_proxy.
-    // Iterate over frags to be sent
-    for (seq_num, frag_num) in reader_proxy.frags_requested_iterator().take(max_send_count) {
-      // Sanity check request
-      // ^^^ TODO
-
-      if let Some(cache_change) = self.send_buffer.get_by_sn(seq_num) {
-        // If the data is meant for a single reader only, make sure it is the one we're
-        // about to send frags to.
-        if let Some(single_reader_guid) = cache_change.write_options.to_single_reader() {
-          if single_reader_guid != reader_guid {
-            error!(
-              "We were asked to send datafrags meant for the reader {single_reader_guid:?} to a \
-               different reader {reader_guid:?}. Not gonna happen."
-            );
-            return;
-          }
-        }
-
-        // Generate datafrag message
-        let mut message_builder = MessageBuilder::new();
-        if let Some(src_ts) = cache_change.write_options.source_timestamp() {
-          message_builder = message_builder.ts_msg(self.endianness, Some(src_ts));
-        }
-
-        let fragment_size: u32 = FRAGMENT_SIZE as u32;
-        let data_size: u32 = cache_change.data_value.payload_size() as u32; // TODO: overflow check
-
-        message_builder = message_builder.data_frag_msg(
-          &cache_change,
-          reader_guid.entity_id, // reader
-          self.my_guid,          // writer
-          frag_num,
-          // Repair responds to specifically-NACKed fragment numbers (possibly
-          // non-contiguous), so retransmit one fragment per submessage.
-          1,
-          fragment_size as u16, // TODO: overflow check
-          data_size,
-          self.endianness,
-          self.security_plugins.as_ref(),
+    while round_bytes < round_limit {
+      let Some((seq_num, frags)) = reader_proxy.first_frags_requested() else {
+        break;
+      };
+      let Some(cache_change) = self.send_buffer.get_by_sn(seq_num) else {
+        debug!(
+          "handle_repair_frags_send_worker: {seq_num:?} is no longer in the send buffer; \
+           sending a GAP instead. topic={:?}",
+          self.my_topic_name
         );
-
-        // Repair frags are a reliability action (response to a NACK_FRAG), so
-        // they must actually reach the reader. Use the never-dropped `Control`
-        // queue: dropping repair on WouldBlock livelocks under sustained send
-        // congestion (reader re-NACKs, retransmit dropped again, forever).
-        let _blocked = self.send_message_to_readers(
+        reader_proxy.forget_frags_requested(seq_num);
+        let gap = MessageBuilder::new()
+          .dst_submessage(self.endianness, reader_guid.prefix)
+          .gap_msg(
+            &BTreeSet::from([seq_num]),
+            self.entity_id(),
+            self.endianness,
+            reader_guid,
+          )
+          .add_header_and_build(self.my_guid.prefix);
+        self.send_message_to_readers(
           DeliveryMode::Unicast,
-          message_builder.add_header_and_build(self.my_guid.prefix),
+          gap,
           &mut std::iter::once(&*reader_proxy),
           TrafficClass::Control,
         );
-      } else {
-        error!(
-          "handle_repair_frags_send_worker: {:?} missing from send buffer. topic={:?}",
-          seq_num, self.my_topic_name
-        );
-        // TODO: Should we send a GAP message then?
+        continue;
+      };
+      // If the data is meant for a single reader only, make sure it is the one
+      // we're about to send frags to.
+      if let Some(single_reader_guid) = cache_change.write_options.to_single_reader() {
+        if single_reader_guid != reader_guid {
+          error!(
+            "We were asked to send datafrags meant for the reader {single_reader_guid:?} to a \
+             different reader {reader_guid:?}. Not gonna happen."
+          );
+          reader_proxy.forget_frags_requested(seq_num);
+          continue;
+        }
       }
-
-      reader_proxy.mark_frag_sent(seq_num, &frag_num);
-    } // for
+      let data_size = cache_change.data_value.payload_size();
+      let (num_frags, _) = self.num_frags_and_frag_size(data_size);
+      let budget = reader_proxy.max_datagram_payload();
+      // Contiguous runs of requested fragment numbers, in order.
+      let mut runs: Vec<(u32, u32)> = Vec::new(); // (first, last), 1-based, inclusive
+      for f in frags.into_iter().filter(|f| *f >= 1 && *f <= num_frags) {
+        match runs.last_mut() {
+          Some((_, last)) if *last + 1 == f => *last = f,
+          _ => runs.push((f, f)),
+        }
+      }
+      if runs.is_empty() {
+        reader_proxy.forget_frags_requested(seq_num);
+        continue;
+      }
+      'runs: for (first, last) in runs {
+        let mut next = first;
+        while next <= last {
+          if round_bytes >= round_limit {
+            break 'runs;
+          }
+          let mut message_builder = MessageBuilder::new();
+          if let Some(src_ts) = cache_change.write_options.source_timestamp() {
+            message_builder = message_builder.ts_msg(self.endianness, Some(src_ts));
+          }
+          let k = frags_per_datafrag(
+            message_builder.len_serialized(),
+            budget,
+            next,
+            num_frags,
+            fragment_size,
+            data_size,
+          )
+          .min(last - next + 1);
+          message_builder = message_builder.data_frag_msg(
+            &cache_change,
+            reader_guid.entity_id,
+            self.my_guid,
+            FragmentNumber::new(next),
+            k as u16,
+            fragment_size,
+            data_size as u32,
+            self.endianness,
+            self.security_plugins.as_ref(),
+          );
+          let message = message_builder.add_header_and_build(self.my_guid.prefix);
+          let len = message.len_serialized();
+          // Repair frags are a reliability action (response to a NACK_FRAG), so
+          // they must actually reach the reader: the never-dropped Control queue.
+          self.send_message_to_readers(
+            DeliveryMode::Unicast,
+            message,
+            &mut std::iter::once(&*reader_proxy),
+            TrafficClass::Control,
+          );
+          self.udp_sender.pacer().charge(len);
+          round_bytes += len;
+          for f in next..next + k {
+            reader_proxy.mark_frag_sent(seq_num, &FragmentNumber::new(f));
+          }
+          next += k;
+        }
+      }
+    }
   } // fn
 
   /// Removes permanently cacheChanges from DDSCache.

@@ -823,9 +823,10 @@ where
       data: (),
     })?; // serialize key
 
-    let ddsdata = DDSData::new_disposed_by_key(
+    let ddsdata = DDSData::new_disposed_by_key_and_hash(
       ChangeKind::NotAliveDisposed,
       SerializedPayload::new_from_bytes(SA::output_encoding(), send_buffer),
+      crate::dds::key::Key::hash_key(key, false),
     );
     let timeout = self.qos().reliable_max_blocking_time().map(|d| d.to_std());
     match self
