@@ -320,6 +320,7 @@ mod tests {
   use super::{
     build_ifindex_map_inner, get_local_multicast_ip_addrs_inner, get_local_unicast_locators_inner,
     localhost_spdp_peer_locators, path_mtu_payload_for_peer, IfAddr, InterfaceSelector,
+    SAME_HOST_MAX_DATAGRAM_PAYLOAD,
   };
   use crate::{
     network::constant::spdp_well_known_unicast_port,

@@ -106,6 +106,11 @@ pub const DATAGRAM_HEADER_OVERHEAD: usize = 48;
 // default maximum message size (65500 bytes), so stay below it.
 pub const SAME_HOST_MAX_DATAGRAM_PAYLOAD: usize = 64_000;
 
+// pagrt: at most this many bytes of unacknowledged samples per reliable user
+// writer; beyond it a write waits or fails as its reliability QoS says (see
+// WriterSendBuffer::has_room).
+pub const MAX_UNACKED_BYTES_PER_WRITER: usize = 32 * 1024 * 1024;
+
 // Constant RTPS fragment size (serialized-payload bytes per fragment) used by
 // the writer when a sample must be sent as DATAFRAG. The RTPS spec requires the
 // fragment size to be fixed for a given Writer and identical for all remote

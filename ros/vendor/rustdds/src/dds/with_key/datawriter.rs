@@ -394,11 +394,20 @@ where
         })
       }
       Admission::WouldBlock => {
-        warn!(
-          "Write timed out (reliable send window full): topic={:?}  timeout={:?}",
-          self.my_topic.name(),
-          timeout,
-        );
+        // pagrt: a writer with a zero blocking time asked to fail at once and
+        // handles the error itself: not a warning (it logged one per write).
+        if timeout.is_some_and(|t| t.is_zero()) {
+          debug!(
+            "Write refused (reliable send window full): topic={:?}",
+            self.my_topic.name()
+          );
+        } else {
+          warn!(
+            "Write timed out (reliable send window full): topic={:?}  timeout={:?}",
+            self.my_topic.name(),
+            timeout,
+          );
+        }
         Err(WriteError::WouldBlock { data })
       }
     }
