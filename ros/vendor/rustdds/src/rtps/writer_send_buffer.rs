@@ -684,12 +684,55 @@ mod tests {
     }
     assert_eq!(buf.retained_len(), max_retain);
 
-    // A reliable reader matches: from now on the writer retains everything for
-    // repair (no trimming), even past max_retain.
+    // A reliable reader matches: from now on the writer retains every
+    // unacknowledged sample for repair, even past max_retain. (pagrt: the
+    // acknowledged ones beyond max_retain are released at once.)
     buf.set_acked_frontier(Some(SequenceNumber::new(101)));
     for _ in 0..10 {
       assert!(admit_now(&buf, WriteOptions::default()));
     }
-    assert_eq!(buf.retained_len(), max_retain + 10);
+    assert_eq!(buf.retained_len(), 10);
+    // Acknowledging releases all but the last max_retain at the next write.
+    buf.set_acked_frontier(Some(SequenceNumber::new(111)));
+    assert!(admit_now(&buf, WriteOptions::default()));
+    assert_eq!(buf.retained_len(), max_retain);
+  }
+
+  // pagrt: a reliable writer holds at most MAX_UNACKED_BYTES_PER_WRITER of
+  // unacknowledged samples; then a zero-blocking write is refused.
+  #[test]
+  fn unacknowledged_bytes_are_bounded() {
+    let buf = WriterSendBuffer::new(
+      GUID::GUID_UNKNOWN,
+      "t".to_string(),
+      true,
+      false,
+      true,
+      8192,
+      8192,
+      5,
+    );
+    buf.set_acked_frontier(Some(SequenceNumber::new(1)));
+    let big = || {
+      DDSData::new(SerializedPayload::new(
+        RepresentationIdentifier::CDR_LE,
+        vec![0u8; 1 << 20],
+      ))
+    };
+    let mut admitted = 0;
+    while matches!(
+      buf.admit_blocking(WriteOptions::default(), big(), Some(StdDuration::ZERO)),
+      Admission::Admitted(_)
+    ) {
+      admitted += 1;
+      assert!(admitted < 100, "never refused");
+    }
+    assert_eq!(admitted, MAX_UNACKED_BYTES_PER_WRITER / (1 << 20));
+    // Acknowledged: room again.
+    buf.set_acked_frontier(Some(SequenceNumber::new(admitted as i64 + 1)));
+    assert!(matches!(
+      buf.admit_blocking(WriteOptions::default(), big(), Some(StdDuration::ZERO)),
+      Admission::Admitted(_)
+    ));
   }
 }
