@@ -24,6 +24,9 @@ const KNOWN: &[(&str, u32)] = &[
     // it while typing; the allocation fails (under the address-space limit run.sh sets) and
     // tract-data asserts. Without a limit, the same input takes tens of GB or times out.
     ("tract-data-0.23.9/src/blob.rs", 76),
+    // A ConstantOfShape whose shape constant holds a negative number (the case of issue 11):
+    // tract asserts every dimension is >= 0 when it types the constant.
+    ("tract-core-0.23.9/src/model/fact.rs", 21),
 ];
 
 static KNOWN_HITS: AtomicU64 = AtomicU64::new(0);
