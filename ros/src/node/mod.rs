@@ -152,6 +152,14 @@ fn spawn<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) 
     std::thread::Builder::new().name(name.into()).spawn(f).map_err(|e| anyhow!("cannot start thread {name}: {e}"))
 }
 
+/// A role that fails stops the node (its error is returned when the thread is joined).
+fn stop_on_error<T>(result: anyhow::Result<T>, stop: &Stop, role: &str) -> anyhow::Result<T> {
+    if let Err(e) = &result {
+        stop.request(format!("{role} failed: {e:#}"));
+    }
+    result
+}
+
 /// Joins `thread`; a panic is logged and turned into an error.
 fn join<T>(name: &str, thread: JoinHandle<T>) -> anyhow::Result<T> {
     thread.join().map_err(|_| {
@@ -232,24 +240,13 @@ pub fn run(settings: Settings, stop: &Stop) -> anyhow::Result<Summary> {
                 hfov_deg,
             };
             let st = stop.clone();
-            Some(spawn("pag-camera", move || {
-                let r = run_synthetic_camera(setup, &st);
-                if let Err(e) = &r {
-                    st.request(format!("synthetic camera failed: {e:#}"));
-                }
-                r
-            })?)
+            Some(spawn("pag-camera", move || stop_on_error(run_synthetic_camera(setup, &st), &st, "synthetic camera"))?)
         }
     };
     let setup = InferenceSetup { outputs, participant: context.domain_participant(), frames: settings.frames };
     let (s, st) = (shared.clone(), stop.clone());
-    let inference_thread = spawn("pag-inference", move || {
-        let r = run_inference(&s, setup, &st);
-        if let Err(e) = &r {
-            st.request(format!("inference failed: {e:#}"));
-        }
-        r
-    })?;
+    let inference_thread =
+        spawn("pag-inference", move || stop_on_error(run_inference(&s, setup, &st), &st, "inference"))?;
 
     stop.wait();
     let stopped_at = Instant::now();
