@@ -8,8 +8,10 @@ pub mod convert;
 pub mod image;
 pub mod msg;
 pub mod node;
+pub mod signals;
 pub mod slot;
 pub mod stats;
+pub mod stop;
 pub mod synthetic;
 
 /// The model the node loads unless told otherwise.

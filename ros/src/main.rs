@@ -6,6 +6,8 @@ use clap::Parser;
 use pag_ros::config::*;
 
 use pag_ros::node::{run, Settings, SyntheticSettings};
+use pag_ros::signals::SignalWatcher;
+use pag_ros::stop::Stop;
 
 /// As in the `pag` CLI: tract allocates every operator output afresh each frame, and mimalloc
 /// keeps those pages mapped where glibc's malloc returned them to the kernel.
@@ -123,14 +125,25 @@ fn main() -> anyhow::Result<()> {
         diagnostics_period: Duration::from_secs_f64(cli.diagnostics_period.max(0.01)),
         stale_after: Duration::from_secs(5),
     };
-    let s = run(settings)?;
+    // SIGINT/SIGTERM stop the node cleanly: the frame in progress is finished, every thread is
+    // joined, the DDS participants are disposed, and the process exits 0.
+    let stop = Stop::new();
+    let signals = SignalWatcher::start(stop.clone())?;
+    let result = run(settings, &stop);
+    signals.finish();
+    let s = result?;
     eprintln!(
-        "processed {} frames in {:.1} s ({:.1} fps); dropped {}, rejected {}",
+        "processed {} frames in {:.1} s ({:.1} fps); received {}, dropped {}, rejected {}, failed {}; stopped ({}), \
+         shut down in {:.0} ms",
         s.processed,
         s.elapsed.as_secs_f64(),
         s.processed as f64 / s.elapsed.as_secs_f64().max(1e-9),
+        s.received,
         s.dropped,
-        s.rejected
+        s.rejected,
+        s.inference_errors,
+        s.reason,
+        s.shutdown.as_secs_f64() * 1e3
     );
     Ok(())
 }

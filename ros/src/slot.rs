@@ -39,11 +39,16 @@ impl<T> LatestSlot<T> {
         }
     }
 
-    /// Stores `value`; returns true when it replaced an unconsumed one (counted as dropped).
+    /// Stores `value`; returns true when it replaced an unconsumed one (counted as dropped). After
+    /// [`LatestSlot::close`] nothing is stored any more: `value` itself counts as dropped.
     pub fn put(&self, value: T) -> bool {
         let replaced = {
             let mut slot = self.item.lock().unwrap_or_else(|e| e.into_inner());
-            slot.value.replace(value).is_some()
+            if slot.closed {
+                true
+            } else {
+                slot.value.replace(value).is_some()
+            }
         };
         if replaced {
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -73,7 +78,21 @@ impl<T> LatestSlot<T> {
         self.ready.notify_all();
     }
 
-    /// Frames replaced before they were consumed.
+    /// Drops the frame still waiting, if any (counted as dropped); true when there was one.
+    pub fn discard(&self) -> bool {
+        let discarded = self.item.lock().unwrap_or_else(|e| e.into_inner()).value.take().is_some();
+        if discarded {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        discarded
+    }
+
+    /// Counts a frame the consumer took but did not process (e.g. because it is stopping).
+    pub fn count_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Frames replaced before they were consumed, discarded, or put after the close.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -98,6 +117,19 @@ mod tests {
         s.close();
         assert_eq!(s.take_timeout(Duration::from_secs(1)), Taken::Item(4));
         assert_eq!(s.take_timeout(Duration::from_secs(1)), Taken::Closed);
+        assert!(s.put(5), "a frame put after the close is dropped at once");
+        assert_eq!(s.dropped(), 3);
+        assert_eq!(s.take_timeout(Duration::ZERO), Taken::Closed);
+    }
+
+    #[test]
+    fn discard_drops_the_waiting_frame() {
+        let s = LatestSlot::new();
+        assert!(!s.discard());
+        s.put(1);
+        assert!(s.discard());
+        assert_eq!(s.dropped(), 1);
+        assert_eq!(s.take_timeout(Duration::ZERO), Taken::Timeout);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Bad input: thousands of malformed images (wrong encoding, step/size mismatch, truncated,
 //! zero-sized, absurdly large, undecodable) and bad BatteryStates (NaN, 0–100, negative,
 //! infinite) from the Cyclone DDS peer, then a good image, which must be processed. The node
-//! keeps running and the diagnostics count every kind of rejection.
+//! keeps running and the diagnostics count every kind of rejection: first each kind is sent until
+//! it is counted (deterministic on any machine), then the flood.
 mod common;
 
 use std::time::Duration;

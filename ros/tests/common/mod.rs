@@ -1,6 +1,7 @@
 //! Helpers shared by the DDS tests: the node binary as a child process, per-test DDS domains,
 //! and the Cyclone DDS peer.
 #![allow(dead_code)]
+pub mod cases;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -104,4 +105,59 @@ pub fn run_peer(args: &[&str], timeout: Duration) -> (bool, String) {
 
 pub fn model_path() -> String {
     pag_ros::default_model_path()
+}
+
+/// The Fast DDS peer (tests/fastdds/peer.cpp), built by tests/fastdds/build.sh into the target
+/// directory on first use. `None` (with a loud message) when Fast DDS 2.9's development
+/// packages are missing, unless `CI` is set: then it panics (CI installs them in `.ci/run`).
+pub fn fastdds_peer() -> Option<PathBuf> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or(manifest.join("../target"), PathBuf::from);
+    let out = target.join("fastdds-peer");
+    let have = Path::new("/usr/include/fastdds/dds/domain/DomainParticipant.hpp").exists()
+        && Command::new("fastddsgen").arg("-version").output().is_ok_and(|o| o.status.success());
+    if !have {
+        if std::env::var_os("CI").is_some() {
+            panic!("CI is set but Fast DDS is missing: apt-get install libfastrtps-dev fastddsgen");
+        }
+        eprintln!(
+            "\n*** SKIPPED: Fast DDS interop test needs Debian's `libfastrtps-dev fastddsgen` (Fast DDS 2.9) \
+             (set CI=1 to make this a failure) ***\n"
+        );
+        return None;
+    }
+    // One build at a time (test threads of this binary share the output).
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let status = Command::new("bash")
+        .arg(manifest.join("tests/fastdds/build.sh"))
+        .arg(&out)
+        .status()
+        .expect("run tests/fastdds/build.sh");
+    assert!(status.success(), "building the Fast DDS peer failed");
+    Some(out.join("peer"))
+}
+
+/// Runs `program` with `args`, killed after `timeout`; returns (success, stdout + stderr).
+pub fn run_with_timeout(program: &Path, args: &[&str], timeout: Duration) -> (bool, String) {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (status.is_some_and(|s| s.success()), text)
 }

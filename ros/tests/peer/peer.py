@@ -247,9 +247,41 @@ def bad_images(n):
 def cmd_flood(args):
     peer = Peer(args.domain)
     broken_writer = DataWriter(peer.dp, Topic(peer.dp, "rt/camera/image_raw", BrokenImage), qos=SENSOR_QOS)
-    # Wait until the node is there (its diagnostics arrive) so that the flood is not lost to discovery.
+    # Wait until the node is there (its diagnostics arrive) so that nothing is lost to discovery.
     check(peer.wait_diag(lambda d: True, 30) is not None, "no diagnostics from the node")
+
+    # 1. Every kind once, each resent until the node's diagnostics count it: deterministic,
+    #    whatever the machine's speed (the node's best-effort keep-last-5 reader may drop samples
+    #    that arrive while it is busy).
     sent = {}
+    kinds = list(bad_images(11)) + [("undecodable", None)]
+    for kind, msg in kinds:
+        key = f"rejected_{kind}"
+        before = int((peer.last_diag or {}).get(key, 0))
+        ok = False
+        for _ in range(50):
+            if msg is None:
+                broken_writer.write(BrokenImage(header=Header(stamp=Time(2, 0), frame_id="broken"), height=5))
+            else:
+                peer.image_writer.write(msg)
+            sent[kind] = sent.get(kind, 0) + 1
+            if peer.wait_diag(lambda d: int(d.get(key, 0)) > before, 1.0):
+                ok = True
+                break
+        check(ok, f"a {kind} image was never counted as {key}")
+    for p in [-3.0, float("inf"), 1e9, float("-inf")]:
+        before = int((peer.last_diag or {}).get("battery_invalid", 0))
+        ok = False
+        for _ in range(50):
+            peer.battery_writer.write(BatteryState(percentage=p))
+            if peer.wait_diag(lambda d: int(d.get("battery_invalid", 0)) > before, 1.0):
+                ok = True
+                break
+        check(ok, f"battery percentage {p} was never counted as invalid")
+
+    # 2. The flood: thousands of malformed images as fast as the peer can write them. Only what
+    #    must hold regardless of timing is checked: the node survives, counts no more than was
+    #    sent, and processes the next good image.
     t0 = time.time()
     for i, (kind, msg) in enumerate(bad_images(args.count)):
         peer.image_writer.write(msg)
@@ -257,8 +289,6 @@ def cmd_flood(args):
         if i % 10 == 0:
             broken_writer.write(BrokenImage(header=Header(stamp=Time(2, 0), frame_id="broken"), height=5))
             sent["undecodable"] = sent.get("undecodable", 0) + 1
-        if i % 50 == 49:
-            time.sleep(0.005)  # best effort, keep last 5: let the node keep up so most are counted
     for p in [float("nan"), 42.0, -3.0, float("inf"), 1e9, float("-inf")]:
         peer.battery_writer.write(BatteryState(percentage=p))
     print(f"sent {sum(sent.values())} malformed images in {time.time() - t0:.1f} s: {sent}", flush=True)
@@ -274,16 +304,13 @@ def cmd_flood(args):
             got = peer.outputs_for(77, 7, ["labels", "depth"])
             time.sleep(0.01)
     check(got is not None, "the good image after the flood was not processed")
-    d = peer.wait_diag(lambda d: int(d.get("frames_processed", 0)) >= 1 and int(d.get("battery_invalid", 0)) >= 1,
-                       10) or peer.last_diag or {}
+    d = peer.wait_diag(lambda d: int(d.get("frames_processed", 0)) >= 1, 20) or peer.last_diag or {}
     print("diagnostics after flood:", json.dumps({k: v for k, v in d.items() if k.startswith(("rejected", "frames",
                                                                                              "battery", "_"))}))
     total = int(d.get("frames_rejected", -1))
-    check(total >= args.count // 2, f"only {total} of {args.count} malformed images counted as rejected")
+    check(total >= len(kinds), f"only {total} malformed images counted as rejected")
     check(total <= sum(sent.values()), f"{total} rejected > {sum(sent.values())} sent")
-    for kind in sent:
-        check(int(d.get(f"rejected_{kind}", 0)) > 0, f"no rejected_{kind} counted")
-    check(int(d.get("battery_invalid", 0)) >= 1, "invalid battery readings not counted")
+    check(int(d.get("battery_invalid", 0)) >= 4, "invalid battery readings not counted")
     json.dump(d, open(args.out, "w"), indent=1) if args.out else None
 
 

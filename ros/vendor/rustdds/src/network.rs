@@ -1,0 +1,5 @@
+pub mod constant;
+pub mod pacer;
+pub mod udp_listener;
+pub mod udp_sender;
+pub mod util;
