@@ -16,6 +16,7 @@
 //! This crate knows nothing of ROS.
 
 pub mod contract;
+pub mod controller;
 mod error;
 pub mod generic;
 mod mode;
@@ -27,6 +28,7 @@ pub mod sparse;
 mod telemetry;
 
 pub use contract::{GatedBlockSpec, InputSpec, ModelInfo, MultiPoolSpec};
+pub use controller::{Controller, ControllerConfig, Decision, LatencyProfile};
 pub use error::{PagError, Result};
 pub use mode::ComputeMode;
 pub use model::{count_macs, decode_onnx, Execution, PagModel};
