@@ -21,7 +21,7 @@ use pag_runtime::controller::{
     KalmanParams, LatencyLaw, LatencyProfile, PowerSupplyStatus, Reason, Snapshot,
 };
 
-use crate::{CalibrationError, DeviceProfile, MeasureOptions};
+use crate::{DeviceProfile, MeasureOptions};
 
 pub const P_CONTROLLER: &str = "controller";
 pub const P_DEADLINE_MS: &str = "deadline_ms";
@@ -326,7 +326,8 @@ mod tests {
         let mut c = p.build(profile).unwrap();
         let b = Some(battery_reading(55.0, 2, 0.1));
         let d = c.step(0.0, None, b);
-        let d = c.step(0.05, Some(Frame { latency_s: 0.1, rho: d.rho }), b);
+        // The same message 0.05 s later: counted once.
+        let d = c.step(0.05, Some(Frame { latency_s: 0.1, rho: d.rho }), Some(battery_reading(55.0, 2, 0.15)));
         assert_eq!(d.reason, Reason::Floor);
         assert_eq!(diagnostic_level(&d), 1);
         assert!(diagnostic_message(&d).starts_with("rho 0.25 (floor"));

@@ -129,10 +129,6 @@ impl BatteryGovernor {
         }
     }
 
-    pub fn cap(&self) -> f32 {
-        self.cap
-    }
-
     /// The charge in 0–1 from a published value, counting what kind it was; `None` if unusable.
     fn read(&mut self, p: f32) -> Option<f32> {
         if p.is_nan() {

@@ -59,7 +59,6 @@ const NOISE: Noise = Noise { jitter: 0.03, spike_prob: 0.002, spike: 1.3 };
 /// One simulated frame.
 #[derive(Clone, Copy, Debug)]
 struct Rec {
-    latency: f32,
     late: bool,
     d: Decision,
 }
@@ -88,7 +87,7 @@ fn simulate(
         let now = (i + 1) as f64 * PERIOD_S;
         let late = latency > c.deadline_s() as f32;
         d = c.step(now, Some(Frame { latency_s: latency, rho: d.rho }), battery(i + 1));
-        out.push(Rec { latency, late, d });
+        out.push(Rec { late, d });
     }
     out
 }
