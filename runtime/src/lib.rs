@@ -22,6 +22,7 @@
 //! counting); [`ops`] the tract operators wrapping the kernels; [`Session`] runs frames on its
 //! own thread pool.
 
+pub mod controller;
 mod error;
 pub mod generic;
 pub mod graph;
@@ -35,6 +36,7 @@ pub mod pag;
 mod preprocess;
 mod session;
 
+pub use controller::{Controller, ControllerConfig, Decision, LatencyProfile};
 pub use error::{PagError, Result};
 pub use graph::{count_macs, decode_onnx, CameraMountSpec, GatedBlockSpec, InputSpec, ModelInfo, MultiPoolSpec};
 pub use mode::{mode_from_rho, ComputeMode, Rho};

@@ -4,7 +4,9 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod control;
 mod info;
+mod profile;
 mod run;
 mod scenes;
 
@@ -31,6 +33,12 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Render synthetic indoor scenes with exact ground truth (RGB, labels, depth, normals).
     Scenes(scenes::ScenesArgs),
+    /// Measure a device profile for the ρ controller: frame latency vs ρ (and native) on this
+    /// machine, energy where exposed; writes versioned JSON (calibration/README.md).
+    Profile(profile::ProfileArgs),
+    /// Drive a trajectory video through the ρ controller in timed phases with and without a
+    /// CPU hog; prints miss rate, misses after the step, settling time and mean ρ per phase.
+    Control(control::ControlArgs),
 }
 
 pub fn dispatch(cli: Cli) -> Result<()> {
@@ -39,6 +47,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Info { model } => info::info(&model.unwrap_or_else(default_model)),
         Command::Scenes(a) => scenes::scenes(a),
         Command::Bench(a) => bench::bench(a),
+        Command::Profile(a) => profile::profile(a),
+        Command::Control(a) => control::control(a),
     }
 }
 
