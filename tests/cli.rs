@@ -278,5 +278,5 @@ fn unsupported_sparse_block_runs_densely_and_says_so_once() {
 fn info_reports_sparse_execution() {
     let (ok, out, err) = pag(&["info"]);
     assert!(ok, "{err}");
-    assert!(out.contains("8 of 8 gated blocks and 1 of 1 MultiPool modules run on pagrt's sparse kernels"), "{out}");
+    assert!(out.contains("8 of 8 gated blocks (0 with a MultiPool inside) and 1 of 1 standalone MultiPool modules run on pagrt's sparse kernels"), "{out}");
 }

@@ -117,13 +117,24 @@ pub fn run_onnx(path: &Path, inputs: Vec<Tensor>) -> Result<Vec<(String, Tensor)
             });
         }
     }
-    let mut model = tract_onnx::onnx().model_for_proto_model(&proto).map_err(tract_err("parse"))?;
+    crate::graph::sanity::check_proto(&proto)?;
+    crate::graph::sanity::guarded("run", || run_checked(&proto, graph, inputs))
+}
+
+fn run_checked(
+    proto: &tract_onnx::pb::ModelProto,
+    graph: &tract_onnx::pb::GraphProto,
+    inputs: Vec<Tensor>,
+) -> Result<Vec<(String, Tensor)>> {
+    let mut model = tract_onnx::onnx().model_for_proto_model(proto).map_err(tract_err("parse"))?;
     for (ix, t) in inputs.iter().enumerate() {
         model
             .set_input_fact(ix, InferenceFact::dt_shape(t.datum_type(), t.shape()))
             .map_err(tract_err("type the inputs of"))?;
     }
-    let plan = model.into_optimized().map_err(tract_err("optimise"))?.into_runnable().map_err(tract_err("plan"))?;
+    let typed = model.into_typed().map_err(tract_err("type"))?;
+    crate::graph::sanity::check_concrete(&typed)?;
+    let plan = typed.into_optimized().map_err(tract_err("optimise"))?.into_runnable().map_err(tract_err("plan"))?;
     let outs = plan.run(inputs.into_iter().map(|t| t.into_tvalue()).collect()).map_err(tract_err("run"))?;
     Ok(graph.output.iter().map(|o| o.name.clone()).zip(outs.into_iter().map(|v| v.into_tensor())).collect())
 }

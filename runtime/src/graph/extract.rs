@@ -71,6 +71,13 @@ pub struct SparsePlan {
 /// missing bias is zeros. The grid `(h, w)` of each module is its input's shape when the image
 /// input is `1×3×H×W` (the metadata's size) and ρ is `[1]`.
 pub fn extract_sparse_blocks(proto: &ModelProto, info: &ModelInfo) -> SparsePlan {
+    let shapes = infer_shapes(proto, info);
+    extract_with_shapes(proto, info, shapes.as_ref().map_err(String::as_str))
+}
+
+/// [`extract_sparse_blocks`] with tensor shapes from `shapes`, a typed model of `proto` whose
+/// outlets still carry the ONNX tensor names (the loader's, before decluttering).
+pub(crate) fn extract_with_shapes(proto: &ModelProto, info: &ModelInfo, shapes: Shapes) -> SparsePlan {
     let Some(graph) = proto.graph.as_ref() else {
         let none = |kind, name: &str| Unsupported { kind, name: name.into(), reason: "the model has no graph".into() };
         return SparsePlan {
@@ -79,12 +86,11 @@ pub fn extract_sparse_blocks(proto: &ModelProto, info: &ModelInfo) -> SparsePlan
         };
     };
     let g = OnnxIndex::new(graph);
-    let shapes = infer_shapes(proto, info);
     let gated = info
         .gated_blocks
         .iter()
         .map(|spec| {
-            extract_gated(&g, &shapes, spec, info)
+            extract_gated(&g, shapes, spec, info)
                 .map(|block| ExtractedGatedBlock { spec: spec.clone(), block })
                 .map_err(|reason| Unsupported { kind: "gated block", name: spec.name.clone(), reason })
         })
@@ -95,13 +101,16 @@ pub fn extract_sparse_blocks(proto: &ModelProto, info: &ModelInfo) -> SparsePlan
         .iter()
         .filter(|spec| !inside_blocks.contains(&spec.name.as_str()))
         .map(|spec| {
-            extract_multipool(&g, &shapes, spec)
+            extract_multipool(&g, shapes, spec)
                 .map(|module| ExtractedMultiPool { spec: spec.clone(), module })
                 .map_err(|reason| Unsupported { kind: "MultiPool", name: spec.name.clone(), reason })
         })
         .collect();
     SparsePlan { gated, multipools }
 }
+
+/// A typed model to read tensor shapes from, or why there is none.
+pub(crate) type Shapes<'a> = Result<&'a TypedModel, &'a str>;
 
 /// The typed tract model of `proto` with the contract's input shapes, for tensor shapes.
 fn infer_shapes(proto: &ModelProto, info: &ModelInfo) -> Result<TypedModel, String> {
@@ -120,12 +129,15 @@ fn infer_shapes(proto: &ModelProto, info: &ModelInfo) -> Result<TypedModel, Stri
         };
         model.set_input_fact(ix, fact.into()).map_err(|e| format!("cannot type input `{}`: {e:#}", input.name))?;
     }
-    model.into_typed().map_err(|e| format!("shape inference failed: {e:#}"))
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.into_typed())) {
+        Ok(typed) => typed.map_err(|e| format!("shape inference failed: {e:#}")),
+        Err(_) => Err("shape inference failed inside tract".into()),
+    }
 }
 
 /// The `(channels, h, w)` of tensor `name`, which must be `[1, C, h, w]` and concrete.
-pub(super) fn grid(shapes: &Result<TypedModel, String>, name: &str) -> Result<(usize, usize, usize), String> {
-    let model = shapes.as_ref().map_err(String::clone)?;
+pub(super) fn grid(shapes: Shapes, name: &str) -> Result<(usize, usize, usize), String> {
+    let model = shapes.map_err(str::to_owned)?;
     let outlet = model.find_outlet_label(name).ok_or_else(|| format!("tract has no tensor `{name}`"))?;
     let fact = model.outlet_fact(outlet).map_err(|e| format!("no shape for `{name}`: {e:#}"))?;
     match fact.shape.as_concrete() {
@@ -134,12 +146,7 @@ pub(super) fn grid(shapes: &Result<TypedModel, String>, name: &str) -> Result<(u
     }
 }
 
-fn extract_gated(
-    g: &OnnxIndex,
-    shapes: &Result<TypedModel, String>,
-    spec: &GatedBlockSpec,
-    info: &ModelInfo,
-) -> Result<GatedBlock, String> {
+fn extract_gated(g: &OnnxIndex, shapes: Shapes, spec: &GatedBlockSpec, info: &ModelInfo) -> Result<GatedBlock, String> {
     let expand = g.conv(&spec.branch, "expand conv (producing the branch)")?;
     expand.check_pointwise("expand conv")?;
     if let Some(name) = &spec.multipool {
@@ -218,7 +225,7 @@ fn reduce_and_gate<'a>(
 /// `branch = expand(pool(Relu(reduce(input))))`.
 fn extract_gated_multipool(
     g: &OnnxIndex,
-    shapes: &Result<TypedModel, String>,
+    shapes: Shapes,
     spec: &GatedBlockSpec,
     expand: &ConvNode,
     pool: &MultiPoolSpec,
@@ -325,11 +332,7 @@ fn multipool_convs<'a>(
     Ok((selector, convs))
 }
 
-fn extract_multipool(
-    g: &OnnxIndex,
-    shapes: &Result<TypedModel, String>,
-    spec: &MultiPoolSpec,
-) -> Result<MultiPool, String> {
+fn extract_multipool(g: &OnnxIndex, shapes: Shapes, spec: &MultiPoolSpec) -> Result<MultiPool, String> {
     let (selector, convs) = multipool_convs(g, spec)?;
     let c = selector.dims[1];
     let (channels, h, w) = grid(shapes, &spec.input)?;

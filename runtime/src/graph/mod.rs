@@ -12,6 +12,7 @@ pub mod extract;
 mod index;
 mod macs;
 mod rewrite;
+pub mod sanity;
 
 pub use contract::{check_operators, CameraMountSpec, GatedBlockSpec, InputSpec, ModelInfo, MultiPoolSpec};
 pub use extract::{extract_sparse_blocks, ExtractedGatedBlock, ExtractedMultiPool, SparsePlan, Unsupported};
@@ -51,10 +52,16 @@ pub(crate) struct Built {
     pub output_index: [usize; 3],
 }
 
-/// Validates `proto` as a PAG model and builds its plan for `execution`.
+/// Validates `proto` as a PAG model and builds its plan for `execution`. Never panics on a bad
+/// model: the protobuf is checked first ([`sanity`]) and tract runs under [`sanity::guarded`].
 pub(crate) fn build(proto: &ModelProto, execution: Execution) -> Result<Built> {
     check_supported(proto)?;
+    sanity::check_proto(proto)?;
     let info = ModelInfo::from_proto(proto)?;
+    sanity::guarded("build a plan for", || build_checked(proto, info, execution))
+}
+
+fn build_checked(proto: &ModelProto, info: ModelInfo, execution: Execution) -> Result<Built> {
     let mut model = tract_onnx::onnx().model_for_proto_model(proto).map_err(tract_err("parse"))?;
     let graph = proto.graph.as_ref().expect("checked by decode_onnx");
     let inputs: Vec<&str> = graph
@@ -72,6 +79,7 @@ pub(crate) fn build(proto: &ModelProto, execution: Execution) -> Result<Built> {
         model.set_input_fact(ix, f32::fact([1]).into()).map_err(tract_err("type the ρ input of"))?;
     }
     let mut typed = model.into_typed().map_err(tract_err("type"))?;
+    sanity::check_concrete(&typed)?;
     let mut dense_fallbacks = Vec::new();
     if execution == Execution::Sparse {
         let rho = rho_index

@@ -3,7 +3,7 @@ use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
 
 use super::contract::ModelInfo;
-use super::extract::extract_sparse_blocks;
+use super::extract::extract_with_shapes;
 use crate::error::{tract_err, PagError, Result};
 use crate::kernels::cpu_f32::PerforatedConv;
 use crate::ops::{ConvOp, GatedBlockOp, L2NormOp, MultiPoolOp, PagOp, ResizeOp};
@@ -17,7 +17,7 @@ pub(super) fn install_sparse_ops(
     info: &ModelInfo,
     rho: Option<OutletId>,
 ) -> Result<Vec<String>> {
-    let plan = extract_sparse_blocks(proto, info);
+    let plan = extract_with_shapes(proto, info, Ok(&*model));
     let mut fallbacks = Vec::new();
     let find = |model: &TypedModel, name: &str| {
         model.find_outlet_label(name).ok_or_else(|| PagError::Tract {
