@@ -1,5 +1,5 @@
 //! The AVX2+FMA micro-kernel: a 6 × 16 register tile.
-use super::{gemm_blocked, Dst, GemmScratch, Operand};
+use super::{gemm_blocked, ASrc, Dst, GemmScratch, Operand};
 
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -14,31 +14,45 @@ pub(crate) unsafe fn gemm(
     s: &mut GemmScratch,
 ) {
     // SAFETY: forwarded.
-    unsafe { gemm_blocked::<6, 16>(|kc, a, b, d| kernel_avx2(kc, a, b, d), m, k, n, a, b, beta, c, s) }
+    unsafe {
+        gemm_blocked::<6, 16, true>(
+            |kc, a, b, d| if a.ks == 1 { kernel_avx2::<true>(kc, a, b, d) } else { kernel_avx2::<false>(kc, a, b, d) },
+            m,
+            k,
+            n,
+            a,
+            b,
+            beta,
+            c,
+            s,
+        )
+    }
 }
 
 /// The blocked product with an `MR × NR` micro-tile. Inlined into each ISA's wrapper so the
 /// micro-kernel is compiled with that wrapper's target features.
 /// The 6 × 16 tile with AVX2 + FMA: 12 ymm accumulators.
 #[inline(always)]
-unsafe fn kernel_avx2(kc: usize, a: &[f32], b: &[f32], dst: Dst) {
+unsafe fn kernel_avx2<const DIRECT: bool>(kc: usize, a: ASrc, b: &[f32], dst: Dst) {
     use std::arch::x86_64::*;
-    assert!(a.len() >= kc * 6 && b.len() >= kc * 16);
+    assert!(b.len() >= kc * 16 && (DIRECT || a.ks == 6));
+    // In place (DIRECT): row i of the block starts at a.ptr + i·rs; packed: at a.ptr + i.
+    let (rs, ks) = if DIRECT { (a.rs, 1) } else { (1, 6) };
     let mut out = [[0f32; 16]; 6];
     // SAFETY: only called from `gemm_avx2` (AVX2 and FMA present); reads within the asserted
     // lengths; writes the tile `dst` describes, inside C (the caller's guarantee).
     unsafe {
         let mut acc = [_mm256_setzero_ps(); 12];
-        let (mut ap, mut bp) = (a.as_ptr(), b.as_ptr());
+        let (mut ap, mut bp) = (a.ptr, b.as_ptr());
         for _ in 0..kc {
             let b0 = _mm256_loadu_ps(bp);
             let b1 = _mm256_loadu_ps(bp.add(8));
             for i in 0..6 {
-                let ai = _mm256_set1_ps(*ap.add(i));
+                let ai = _mm256_set1_ps(*ap.add(i * rs));
                 acc[2 * i] = _mm256_fmadd_ps(ai, b0, acc[2 * i]);
                 acc[2 * i + 1] = _mm256_fmadd_ps(ai, b1, acc[2 * i + 1]);
             }
-            ap = ap.add(6);
+            ap = ap.add(ks);
             bp = bp.add(16);
         }
         if dst.cs == 1 {

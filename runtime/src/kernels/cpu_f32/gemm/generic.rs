@@ -1,5 +1,5 @@
 //! The portable micro-kernel (any target): a 4 × 8 register tile in plain Rust.
-use super::{gemm_blocked, Dst, GemmScratch, Operand};
+use super::{gemm_blocked, ASrc, Dst, GemmScratch, Operand};
 
 /// The blocked GEMM on the portable micro-kernel.
 ///
@@ -17,11 +17,15 @@ pub(crate) unsafe fn gemm(
     s: &mut GemmScratch,
 ) {
     // SAFETY: forwarded.
-    unsafe { gemm_blocked::<4, 8>(|kc, a, b, d| micro_kernel::<4, 8>(kc, a, b, d), m, k, n, a, b, beta, c, s) }
+    unsafe { gemm_blocked::<4, 8, false>(|kc, a, b, d| micro_kernel::<4, 8>(kc, a, b, d), m, k, n, a, b, beta, c, s) }
 }
 
+/// One `MR × NR` tile: `Σ_p a[i][p] · b[p][j]` over `kc` columns of A (a packed panel) and
+/// rows of a packed B panel (portable version).
 #[inline(always)]
-unsafe fn micro_kernel<const MR: usize, const NR: usize>(kc: usize, a: &[f32], b: &[f32], dst: Dst) {
+unsafe fn micro_kernel<const MR: usize, const NR: usize>(kc: usize, a: ASrc, b: &[f32], dst: Dst) {
+    // SAFETY: a packed panel of kc · MR values (the portable build never reads A in place).
+    let a = unsafe { std::slice::from_raw_parts(a.ptr, kc * MR) };
     let mut acc = [[0f32; NR]; MR];
     for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)).take(kc) {
         for i in 0..MR {

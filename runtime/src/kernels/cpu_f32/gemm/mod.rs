@@ -103,8 +103,8 @@ pub(crate) type GemmFn =
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn gemm_blocked<const MR: usize, const NR: usize>(
-    kernel: impl Fn(usize, &[f32], &[f32], Dst),
+pub(super) unsafe fn gemm_blocked<const MR: usize, const NR: usize, const DIRECT: bool>(
+    kernel: impl Fn(usize, ASrc, &[f32], Dst),
     m: usize,
     k: usize,
     n: usize,
@@ -161,18 +161,23 @@ pub(super) unsafe fn gemm_blocked<const MR: usize, const NR: usize>(
             let mc = MC.min(m - ic);
             let m_panels = mc.div_ceil(MR);
             // Pack A[ic.., pc..] into MR-tall panels: panel i holds kc columns of MR values.
+            // With DIRECT kernels and row-major A, full panels are read in place (packing them
+            // is a transposition that cost as much as the FMAs on narrow products); only a
+            // partial last panel is packed (zero rows past m).
+            let direct = DIRECT && a.2 == 1;
             let apack = &mut s.a[aoff..aoff + m_panels * kc * MR];
             for (ip, panel) in apack.chunks_exact_mut(kc * MR).enumerate() {
                 let i0 = ic + ip * MR;
                 let mr = MR.min(m - i0);
+                if direct && mr == MR {
+                    continue;
+                }
                 if a.1 == 1 {
-                    // Column-major A: each packed column is a contiguous run.
                     for (p, col) in panel.chunks_exact_mut(MR).enumerate() {
-                        // SAFETY: rows i0..i0 + mr < m of column pc + p < k of A.
+                        // SAFETY: rows i0.. i0 + mr ≤ m and column pc + p < k of A.
                         let src = unsafe { a.0.add(i0 + (pc + p) * a.2) };
                         if mr == MR {
-                            // A fixed-length copy (inlined vector moves, no memcpy call).
-                            // SAFETY: as above, MR elements.
+                            // SAFETY: MR contiguous elements of one column of A.
                             col.copy_from_slice(unsafe { &*(src as *const [f32; MR]) });
                         } else {
                             // SAFETY: as above.
@@ -204,7 +209,13 @@ pub(super) unsafe fn gemm_blocked<const MR: usize, const NR: usize>(
                     let scale = if first { beta } else { 1.0 };
                     // SAFETY: the tile's rows and columns are inside C.
                     let ptr = unsafe { c.0.add(i0 * c.1 + j0 * c.2) };
-                    kernel(kc, apanel, bpanel, Dst { ptr, rs: c.1, cs: c.2, mr, nr, scale });
+                    let src = if direct && mr == MR {
+                        // SAFETY: rows i0.. i0 + MR ≤ m, columns pc.. of A.
+                        ASrc { ptr: unsafe { a.0.add(i0 * a.1 + pc) }, rs: a.1, ks: 1 }
+                    } else {
+                        ASrc { ptr: apanel.as_ptr(), rs: 1, ks: MR }
+                    };
+                    kernel(kc, src, bpanel, Dst { ptr, rs: c.1, cs: c.2, mr, nr, scale });
                 }
             }
             ic += mc;
@@ -214,6 +225,16 @@ pub(super) unsafe fn gemm_blocked<const MR: usize, const NR: usize>(
             break;
         }
     }
+}
+
+/// Where a micro-kernel reads A: element `(i, p)` of its `MR × kc` block is `ptr[i·rs + p·ks]`
+/// (a packed panel: `rs = 1`, `ks = MR`; row-major A read in place: `rs` = A's row stride,
+/// `ks = 1`).
+#[derive(Clone, Copy)]
+pub(super) struct ASrc {
+    pub(super) ptr: *const f32,
+    pub(super) rs: usize,
+    pub(super) ks: usize,
 }
 
 /// Where a micro-kernel writes its tile: `C[i][j] = scale·C[i][j] + tile[i][j]` for `i < mr`,
@@ -244,9 +265,6 @@ impl Dst {
         }
     }
 }
-
-/// One `MR × NR` tile: `Σ_p a[p][i] · b[p][j]` over `kc` packed columns of A and rows of B
-/// (portable version).
 
 #[cfg(test)]
 mod tests;
