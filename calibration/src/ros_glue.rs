@@ -219,9 +219,22 @@ impl ControllerParams {
 }
 
 /// A short start-up measurement when no profile file is given: about 10 frames per mode
-/// (≈ 2–3 s at 12 ms a frame).
+/// (≈ 2–3 s at 12 ms a frame). The modes are ρ = 1, 0.9, … (step 0.1) down to `rho_min`, and
+/// `rho_min` itself when it is not on that grid (e.g. 0.25), so that the controller's floor is
+/// measured rather than taken as the next profiled ρ above it.
 pub fn quick_profile_options(model: &Path, rho_min: f32) -> MeasureOptions {
-    MeasureOptions { warmup: 2, frames: 5, rounds: 2, images: 4, native: false, ..MeasureOptions::new(model, rho_min) }
+    let mut opts = MeasureOptions {
+        warmup: 2,
+        frames: 5,
+        rounds: 2,
+        images: 4,
+        native: false,
+        ..MeasureOptions::new(model, rho_min)
+    };
+    if rho_min.is_finite() && rho_min > 0.0 && rho_min <= 1.0 && !opts.rhos.iter().any(|r| (r - rho_min).abs() < 1e-6) {
+        opts.rhos.push(rho_min);
+    }
+    opts
 }
 
 /// A `sensor_msgs/BatteryState` as the controller reads it; `age_s` = now − its arrival.
@@ -317,6 +330,15 @@ mod tests {
         p.set(P_RHO_MIN, &Value::Double(0.4)).unwrap();
         p.set(P_BATTERY_POLICY, &Value::Str("off")).unwrap();
         assert!(!p.config().unwrap().battery.enabled);
+    }
+
+    #[test]
+    fn quick_profiles_measure_rho_min_itself() {
+        let rhos = |r: f32| quick_profile_options(Path::new("m.onnx"), r).rhos;
+        assert_eq!(rhos(0.25), [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.25]);
+        assert_eq!(rhos(0.3), [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3]);
+        assert_eq!(rhos(1.0), [1.0]);
+        assert!(!quick_profile_options(Path::new("m.onnx"), 0.25).native);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //!
 //! Everything except [`node`] is plain logic, unit-tested without DDS.
 pub mod config;
+pub mod control;
 pub mod convert;
 pub mod image;
 pub mod msg;

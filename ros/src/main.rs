@@ -35,12 +35,33 @@ struct Cli {
     /// ρ in (0, 1] for budget mode (parameter `rho`).
     #[arg(long)]
     rho: Option<f64>,
-    /// Frames whose receive → published time exceeds this count as deadline misses.
+    /// Frames whose receive → published time exceeds this count as deadline misses; with the
+    /// controller on, the latency it plans each frame's `Session::run` for (parameter
+    /// `deadline_ms`).
     #[arg(long, default_value_t = 100.0)]
     deadline_ms: f64,
-    /// `off` or `scale` (parameter `battery_policy`).
+    /// Let the ρ controller pick each frame's ρ from the measured latency, the deadline and the
+    /// battery (parameter `controller`); `--mode` applies while it is off.
+    #[arg(long)]
+    controller: bool,
+    /// Lowest ρ the controller may pick (parameter `rho_min`).
+    #[arg(long)]
+    rho_min: Option<f64>,
+    /// A `pag profile` file for the controller; without one, a quick profile is measured when
+    /// the controller is first switched on (parameter `controller_profile`).
+    #[arg(long)]
+    controller_profile: Option<String>,
+    /// `off`, or `steps` (`scale` is read as `steps`): the battery caps ρ per `battery_steps`
+    /// (parameter `battery_policy`).
     #[arg(long, default_value = "off")]
     battery_policy: String,
+    /// Battery charge → ρ cap steps, `below:cap` pairs (parameter `battery_steps`).
+    #[arg(long)]
+    battery_steps: Option<String>,
+    /// Inference threads; default: every core this process may use. Start-up only
+    /// (parameter `threads`, read-only).
+    #[arg(long)]
+    threads: Option<usize>,
     /// `model` (the model's own output size) or `input` (parameter `output_resolution`).
     #[arg(long, default_value = "model")]
     output_resolution: String,
@@ -99,7 +120,18 @@ fn main() -> anyhow::Result<()> {
         set(&mut config, P_RHO, Double(r))?;
     }
     set(&mut config, P_DEADLINE_MS, Double(cli.deadline_ms))?;
+    if let Some(s) = &cli.battery_steps {
+        set(&mut config, P_BATTERY_STEPS, S(s.clone()))?;
+    }
+    if let Some(r) = cli.rho_min {
+        set(&mut config, P_RHO_MIN, Double(r))?;
+    }
     set(&mut config, P_BATTERY_POLICY, S(cli.battery_policy.clone()))?;
+    if let Some(p) = &cli.controller_profile {
+        set(&mut config, P_CONTROLLER_PROFILE, S(p.clone()))?;
+    }
+    set(&mut config, P_CONTROLLER, Boolean(cli.controller))?;
+    config.set_threads(cli.threads).map_err(|e| anyhow::anyhow!("--threads: {e}"))?;
     set(&mut config, P_OUTPUT_RESOLUTION, S(cli.output_resolution.clone()))?;
     set(&mut config, P_PUBLISH_TIMING, Boolean(cli.timing))?;
     set(&mut config, P_MAX_DEPTH_M, Double(cli.max_depth_m))?;

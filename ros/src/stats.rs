@@ -5,7 +5,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::config::Config;
+use pag_calibration::ros_glue;
+use pag_runtime::controller::{BatteryKnowledge, Snapshot};
+
+use crate::config::{capped_mode, Config};
+use crate::control::{BatteryMessage, Phase};
 use crate::image::Reject;
 use crate::msg::{DiagnosticStatus, KeyValue};
 
@@ -58,6 +62,19 @@ pub struct LastFrame {
     pub output_size: (u32, u32),
 }
 
+/// What the diagnostics show of the controller, kept by the inference thread.
+#[derive(Debug, Clone, Default)]
+pub struct ControllerView {
+    pub phase: Phase,
+    /// The profile in use (`None` before one is ready).
+    pub profile: Option<String>,
+    /// Why there is no profile (phase [`Phase::Failed`]).
+    pub error: Option<String>,
+    /// The controller's state at the last frame (`None` before the first); also with the
+    /// controller off (its battery cap then applies to the fixed mode).
+    pub snapshot: Option<Snapshot>,
+}
+
 /// Counters shared between the DDS side, the inference thread and the diagnostics publisher.
 #[derive(Debug)]
 pub struct Stats {
@@ -74,8 +91,12 @@ pub struct Stats {
     pub battery_unknown: AtomicU64,
     pub battery_invalid: AtomicU64,
     pub battery_undecodable: AtomicU64,
-    /// Battery fraction 0–1 (`None`: unknown).
+    /// Battery fraction 0–1 (`None`: unknown), from the node's own reading of the latest
+    /// message (`battery_fraction`).
     pub battery: Mutex<Option<f32>>,
+    /// The latest BatteryState message (for the controller's battery cap).
+    pub battery_message: Mutex<Option<BatteryMessage>>,
+    pub controller: Mutex<ControllerView>,
     /// Receive → all outputs published (ms).
     pub latency: Mutex<Window>,
     /// `Session::run` alone (ms).
@@ -102,6 +123,8 @@ impl Default for Stats {
             battery_invalid: AtomicU64::new(0),
             battery_undecodable: AtomicU64::new(0),
             battery: Mutex::new(None),
+            battery_message: Mutex::new(None),
+            controller: Mutex::new(ControllerView::default()),
             latency: Mutex::new(Window::default()),
             inference: Mutex::new(Window::default()),
             last: Mutex::new(None),
@@ -138,6 +161,34 @@ impl Stats {
 
     pub fn set_battery(&self, b: Option<f32>) {
         *lock(&self.battery) = b;
+    }
+
+    /// Keeps the latest battery message. No allocation.
+    pub fn set_battery_message(&self, m: BatteryMessage) {
+        *lock(&self.battery_message) = Some(m);
+    }
+
+    pub fn battery_message(&self) -> Option<BatteryMessage> {
+        *lock(&self.battery_message)
+    }
+
+    /// The controller's state after a frame's decision. No allocation.
+    pub fn set_controller_snapshot(&self, s: Snapshot) {
+        lock(&self.controller).snapshot = Some(s);
+    }
+
+    /// The controller's phase, profile and error (allocates: on changes only).
+    pub fn set_controller_state(&self, phase: Phase, profile: Option<&str>, error: Option<&str>) {
+        let mut v = lock(&self.controller);
+        if v.phase != phase || v.profile.as_deref() != profile || v.error.as_deref() != error {
+            v.phase = phase;
+            v.profile = profile.map(str::to_owned);
+            v.error = error.map(str::to_owned);
+        }
+    }
+
+    pub fn controller_view(&self) -> ControllerView {
+        lock(&self.controller).clone()
     }
 
     pub fn record_frame(&self, last: LastFrame, latency_ms: f64, deadline_ms: f64) {
@@ -195,19 +246,43 @@ pub fn diagnostic_status(stats: &Stats, ctx: &DiagContext, prev: &mut Previous) 
     let mut kv = |k: &str, v: String| values.push(KeyValue { key: k.into(), value: v });
     let last = lock(&stats.last).clone();
     let battery = stats.battery();
-    let effective = c.effective_mode(battery);
+    let ctl = stats.controller_view();
+    let decision = ctl.snapshot.map(|s| s.decision);
+    let running = ctl.phase == Phase::Running;
+    // The mode the node runs now: the controller's, or the fixed mode under the battery cap.
+    let effective = match decision {
+        Some(d) if running => d.mode(),
+        Some(d) => capped_mode(c.fixed_mode(), d.battery_cap),
+        None => c.fixed_mode(),
+    };
     kv("model", ctx.model_name.into());
     kv("model_path", c.model_path.clone());
+    kv("threads", c.resolved_threads().to_string());
     kv("compute_mode", c.mode.to_string());
     kv("rho", format!("{}", c.rho));
     kv("effective_mode", effective.to_string());
     kv("effective_rho", format!("{}", effective.rho_input()));
     kv("last_frame_mode", last.as_ref().map_or("none".into(), |l| l.mode.clone()));
     kv("output_resolution", format!("{:?}", c.output_resolution).to_lowercase());
-    kv("battery_policy", c.battery_policy.to_string());
-    kv("battery_min_rho", format!("{}", c.battery_min_rho));
+    kv("controller", ctl.phase.as_str().into());
+    kv("controller_profile", ctl.profile.clone().unwrap_or_else(|| "none".into()));
+    if let Some(e) = &ctl.error {
+        kv("controller_error", e.clone());
+    }
+    kv("battery_policy", c.controller.battery_policy.clone());
+    kv("battery_steps", c.controller.battery_steps.clone());
     kv("battery_fraction", battery.map_or("unknown".into(), |b| format!("{b:.3}")));
-    kv("deadline_ms", format!("{}", c.deadline_ms));
+    if let Some(snap) = &ctl.snapshot {
+        // ros_glue's keys: the controller's only while it picks ρ; the battery's whenever the
+        // battery policy is on (it caps the fixed mode too).
+        for (k, v) in ros_glue::diagnostics(snap) {
+            let controller_key = k.starts_with("controller ");
+            if (controller_key && running) || (!controller_key && c.battery_enabled()) {
+                kv(k, v);
+            }
+        }
+    }
+    kv("deadline_ms", format!("{}", c.deadline_ms()));
     let (lat, inf) = (lock(&stats.latency).clone(), lock(&stats.inference).clone());
     for (name, w) in [("latency", &lat), ("inference", &inf)] {
         for q in [50.0, 90.0, 99.0] {
@@ -270,14 +345,32 @@ pub fn diagnostic_status(stats: &Stats, ctx: &DiagContext, prev: &mut Previous) 
         warnings.push(format!("{} battery messages refused", battery_bad - prev.battery_bad));
     }
     *prev = Previous { rejected, deadline_misses, battery_bad };
+    // The controller's level (ros_glue): WARN when the deadline is unattainable at rho_min or
+    // the battery reading is stale (the latter also with the controller off).
+    match decision {
+        Some(d) if running && ros_glue::diagnostic_level(&d) > 0 => warnings.push(ros_glue::diagnostic_message(&d)),
+        Some(d) if c.battery_enabled() && d.battery == BatteryKnowledge::Stale => {
+            warnings.push(format!("battery reading stale: rho capped at {:.2}", d.battery_cap))
+        }
+        _ => {}
+    }
     let (level, message) = if let Some(e) = error {
         (DiagnosticStatus::ERROR, format!("inference failed: {e}"))
+    } else if let (Phase::Failed, Some(e)) = (ctl.phase, &ctl.error) {
+        (DiagnosticStatus::ERROR, format!("controller has no profile, running the fixed mode: {e}"))
     } else if !warnings.is_empty() {
         (DiagnosticStatus::WARN, warnings.join("; "))
+    } else if ctl.phase == Phase::Profiling {
+        (DiagnosticStatus::OK, "controller: profiling the model (frames wait)".into())
     } else if stale {
         (DiagnosticStatus::STALE, "no frames processed recently".into())
     } else {
-        (DiagnosticStatus::OK, format!("{processed} frames processed"))
+        match decision {
+            Some(d) if running => {
+                (DiagnosticStatus::OK, format!("{processed} frames processed; {}", ros_glue::diagnostic_message(&d)))
+            }
+            _ => (DiagnosticStatus::OK, format!("{processed} frames processed")),
+        }
     };
     DiagnosticStatus { level, name: "pag: inference".into(), message, hardware_id: ctx.hardware_id.into(), values }
 }
@@ -340,5 +433,68 @@ mod tests {
         assert_eq!(s.get("inference_p50_ms"), Some("5.000"));
         let s = diagnostic_status(&stats, &ctx, &mut prev);
         assert_eq!(s.level, DiagnosticStatus::OK, "{}", s.message);
+    }
+
+    #[test]
+    fn the_controller_state_shows_with_its_level() {
+        use crate::config::{P_BATTERY_POLICY, P_CONTROLLER};
+        use crate::control::NodeController;
+        use pag_runtime::controller::LatencyProfile;
+        use pag_runtime::ComputeMode;
+        use ros2_client::ParameterValue as V;
+
+        let stats = Stats::default();
+        let mut config = Config::new("m.onnx".into());
+        config.set(P_CONTROLLER, &V::Boolean(true)).unwrap();
+        let ctx = |c: &Config| {
+            let s = DiagContext {
+                config: c,
+                model_name: "m",
+                model_dense_macs: 1000,
+                dropped: 0,
+                hardware_id: "hw",
+                stale_after_s: 1e9,
+            };
+            diagnostic_status(&stats, &s, &mut Previous::default())
+        };
+        let s = ctx(&config);
+        assert_eq!((s.get("controller"), s.get("controller_profile")), (Some("off"), Some("none")));
+        let mut ctl = NodeController::new(&config.controller, "m.onnx").unwrap();
+        ctl.set_profile(Ok(LatencyProfile::from_fn(&[0.25, 0.5, 1.0], 0.012, |r| 0.4 + 0.6 * r).unwrap()));
+        // Frames of a second against a 100 ms deadline: pinned at rho_min.
+        for i in 0..3 {
+            let d = ctl.decide(i as f64, None);
+            ctl.observe(1.0, ctl.mode(ComputeMode::Dense, &d));
+        }
+        stats.set_controller_snapshot(ctl.snapshot());
+        stats.set_controller_state(ctl.phase(), ctl.profile_description(), ctl.error());
+        stats.record_frame(LastFrame { mode: "budget:0.25".into(), ..Default::default() }, 12.0, 100.0);
+        let s = ctx(&config);
+        assert_eq!(s.level, DiagnosticStatus::WARN, "{s:#?}");
+        assert!(s.message.contains("rho 0.25 (floor: deadline unattainable at rho_min)"), "{}", s.message);
+        assert_eq!(s.get("controller"), Some("running"));
+        assert!(s.get("controller_profile").unwrap().starts_with("measured at start-up: 3 points"));
+        assert_eq!(s.get("controller reason"), Some("floor: deadline unattainable at rho_min"));
+        assert_eq!(s.get("effective_mode"), Some("budget:0.25"));
+        assert_eq!(s.get("battery cap"), None, "battery keys only with the policy on");
+        config.set(P_BATTERY_POLICY, &V::String("steps".into())).unwrap();
+        let s = ctx(&config);
+        assert_eq!(s.get("battery cap"), Some("1.00"), "from the last snapshot (policy was off then)");
+        // Controller off: its keys go, the fixed mode shows.
+        config.set(P_CONTROLLER, &V::Boolean(false)).unwrap();
+        ctl.update(&config.controller, "m.onnx").unwrap();
+        let d = ctl.decide(5.0, None);
+        stats.set_controller_snapshot(ctl.snapshot());
+        stats.set_controller_state(ctl.phase(), ctl.profile_description(), ctl.error());
+        let s = ctx(&config);
+        assert_eq!(s.get("controller reason"), None);
+        assert_eq!((d.battery_cap, s.get("battery state")), (0.5, Some("never read")));
+        assert_eq!(s.get("effective_mode"), Some("budget:0.5"), "dense under the unknown-charge cap");
+        // On without a profile: ERROR, the fixed mode runs.
+        stats.set_controller_state(crate::control::Phase::Failed, None, Some("cannot read model m.onnx"));
+        let s = ctx(&config);
+        assert_eq!(s.level, DiagnosticStatus::ERROR);
+        assert_eq!(s.get("controller_error"), Some("cannot read model m.onnx"));
+        assert!(s.message.contains("controller has no profile"), "{}", s.message);
     }
 }

@@ -1,140 +1,15 @@
 //! Parameters over the ROS 2 parameter services, from a ros2-client peer: the node runs on its
 //! synthetic camera; the test sets `mode`/`rho` at run time and observes the change in the
 //! diagnostics (mode, executed MACs) and in the outputs (the ponder map); invalid values are
-//! rejected with a reason and the old value stays.
+//! rejected with a reason and the old value stays. The controller's parameters likewise, and the
+//! controller switched on at run time with a `controller_profile` file.
 mod common;
 
 use std::time::{Duration, Instant};
 
-use pag_ros::msg::{self, BatteryState, DiagnosticArray, DiagnosticStatus, Image};
-use pag_ros::node::{diagnostics_qos, output_qos};
-use ros2_client::rcl_interfaces::{
-    GetParametersRequest, GetParametersResponse, SetParametersRequest, SetParametersResponse,
-};
-use ros2_client::{
-    Context, ContextOptions, Message, Name, Node, NodeName, NodeOptions, Parameter, ParameterValue, ServiceMapping,
-    ServiceTypeName,
-};
-
-struct Peer {
-    node: Node,
-    set: ros2_client::Client<SetParametersRequest, SetParametersResponse>,
-    get: ros2_client::Client<GetParametersRequest, GetParametersResponse>,
-    diagnostics: ros2_client::Subscription<DiagnosticArray>,
-    ponder: ros2_client::Subscription<Image>,
-    battery: ros2_client::Publisher<BatteryState>,
-}
-
-fn call<Req: Message + Clone + 'static, Resp: Message + 'static>(c: &ros2_client::Client<Req, Resp>, req: Req) -> Resp {
-    // Requests sent before the service is discovered are lost: resend until answered.
-    let end = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < end {
-        let id = c.send_request(req.clone()).expect("send request");
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(1) {
-            if let Ok(Some((rid, resp))) = c.receive_response() {
-                if rid == id {
-                    return resp;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-    panic!("no response from the parameter service");
-}
-
-impl Peer {
-    fn new(domain: u16) -> Peer {
-        let ctx = Context::with_options(ContextOptions::new().domain_id(domain)).unwrap();
-        let mut node = ctx
-            .new_node(NodeName::new("/test", "param_peer").unwrap(), NodeOptions::new().enable_rosout(false))
-            .unwrap();
-        let qos = ros2_client::QosProfile::publisher_default();
-        let set = node
-            .create_client(
-                ServiceMapping::Enhanced,
-                &Name::new("/pag/pag_node", "set_parameters").unwrap(),
-                &ServiceTypeName::new("rcl_interfaces", "SetParameters"),
-                qos.clone(),
-                qos.clone(),
-            )
-            .unwrap();
-        let get = node
-            .create_client(
-                ServiceMapping::Enhanced,
-                &Name::new("/pag/pag_node", "get_parameters").unwrap(),
-                &ServiceTypeName::new("rcl_interfaces", "GetParameters"),
-                qos.clone(),
-                qos,
-            )
-            .unwrap();
-        let t = node
-            .create_topic(&Name::parse("/diagnostics").unwrap(), msg::diagnostic_array_type(), &diagnostics_qos())
-            .unwrap();
-        let diagnostics = node.create_subscription(&t, None).unwrap();
-        let t = node.create_topic(&Name::parse("/pag/ponder").unwrap(), msg::image_type(), &output_qos()).unwrap();
-        let ponder = node.create_subscription(&t, None).unwrap();
-        let t = node
-            .create_topic(&Name::parse("/battery_state").unwrap(), msg::battery_state_type(), &output_qos())
-            .unwrap();
-        let battery = node.create_publisher(&t, None).unwrap();
-        let spinner = node.spinner().unwrap();
-        std::thread::spawn(move || futures::executor::block_on(spinner.spin()));
-        Peer { node, set, get, diagnostics, ponder, battery }
-    }
-
-    fn set(&self, name: &str, value: ParameterValue) -> (bool, String) {
-        let r =
-            call(&self.set, SetParametersRequest { parameter: vec![Parameter { name: name.into(), value }.into()] });
-        let r = &r.results[0];
-        (r.successful, r.reason.clone())
-    }
-
-    fn get(&self, name: &str) -> ParameterValue {
-        let r = call(&self.get, GetParametersRequest { names: vec![name.into()] });
-        r.values[0].clone().into()
-    }
-
-    /// Waits for a node status satisfying `pred`.
-    fn wait_status(&self, what: &str, pred: impl Fn(&DiagnosticStatus) -> bool) -> DiagnosticStatus {
-        let end = Instant::now() + Duration::from_secs(60);
-        let mut last = None;
-        while Instant::now() < end {
-            while let Ok(Some((d, _))) = self.diagnostics.take() {
-                if let Some(s) = d.status.into_iter().find(|s| s.name == "pag: inference") {
-                    if pred(&s) {
-                        return s;
-                    }
-                    last = Some(s);
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("timed out waiting for {what}; last status {last:#?}");
-    }
-
-    /// Mean, width and height of the next ponder map published after now.
-    fn next_ponder(&self) -> (f64, u32, u32) {
-        while let Ok(Some(_)) = self.ponder.take() {}
-        let end = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < end {
-            if let Ok(Some((img, _))) = self.ponder.take() {
-                assert_eq!(img.encoding, "mono8");
-                return (
-                    img.data.iter().map(|&v| v as f64).sum::<f64>() / img.data.len() as f64,
-                    img.width,
-                    img.height,
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("no ponder map");
-    }
-}
-
-fn num(s: &DiagnosticStatus, key: &str) -> f64 {
-    s.get(key).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
-}
+use common::peer::{num, write_profile, Peer};
+use pag_ros::msg::{BatteryState, DiagnosticStatus};
+use ros2_client::ParameterValue;
 
 #[test]
 fn parameters_change_at_run_time_and_invalid_values_are_rejected() {
@@ -199,20 +74,95 @@ fn parameters_change_at_run_time_and_invalid_values_are_rejected() {
     let s = peer.wait_status("a WARN for the misses", |s| s.level == DiagnosticStatus::WARN);
     assert_eq!(s.get("deadline_ms"), Some("0.001"));
 
-    // Battery policy `scale`: ρ is capped by the battery fraction (0.2, floored at 0.25).
+    // One battery policy, the controller's steps (`scale`, the older name, is read as `steps`),
+    // caps the fixed mode too: 10 % is below 0.15 → ρ ≤ 0.25.
     assert!(peer.set("battery_policy", ParameterValue::String("scale".into())).0);
     let end = Instant::now() + Duration::from_secs(30);
     loop {
-        let _ = peer.battery.publish(BatteryState { percentage: 0.2, present: true, ..Default::default() });
+        let _ = peer.battery.publish(BatteryState { percentage: 0.1, present: true, ..Default::default() });
         let s = peer.wait_status("a status", |_| true);
         if s.get("last_frame_mode") == Some("budget:0.25") {
-            assert_eq!(s.get("battery_fraction"), Some("0.200"));
+            assert_eq!(s.get("battery_fraction"), Some("0.100"));
             assert_eq!(s.get("effective_rho"), Some("0.25"));
+            assert_eq!(s.get("battery cap"), Some("0.25"));
+            assert_eq!(s.get("battery state"), Some("fresh"));
+            assert_eq!(s.get("controller"), Some("off"));
+            assert_eq!(s.get("controller reason"), None, "the controller's keys only while it runs");
             break;
         }
         assert!(Instant::now() < end, "battery cap not applied: {s:#?}");
     }
+    // The whole controller configuration is validated: a floor above the lowest battery cap is
+    // refused while the policy is on.
+    let (ok, reason) = peer.set("rho_min", ParameterValue::Double(0.3));
+    assert!(!ok && reason.contains("cap 0.25 (below 0.15) is below rho_min (0.3)"), "{reason}");
     assert!(peer.set("battery_policy", ParameterValue::String("off".into())).0);
+
+    // The controller's parameters: bad values rejected with a reason, the old value kept.
+    let threads = peer.get("threads");
+    assert!(matches!(threads, ParameterValue::Integer(n) if n >= 1), "{threads:?}");
+    for (name, value, expect) in [
+        ("controller", ParameterValue::String("yes".into()), "Cannot change type of parameter 'controller'"),
+        ("rho_min", ParameterValue::Double(0.0), "rho_min must be in (0, 1], got 0"),
+        ("deadline_probability", ParameterValue::Double(1.5), "deadline_probability must be in [0.5, 0.9999]"),
+        ("battery_policy", ParameterValue::String("max".into()), "battery_policy must be `off`, `steps` or `scale`"),
+        ("battery_steps", ParameterValue::String("half".into()), "`half` is not `below:cap`"),
+        ("battery_steps", ParameterValue::String("0.3:0.5, 0.5:0.75".into()), "thresholds must decrease"),
+        ("battery_hysteresis", ParameterValue::Double(0.5), "battery hysteresis must be in [0, 0.2]"),
+        ("battery_unknown_cap", ParameterValue::Double(2.0), "battery unknown cap must be in (0, 1]"),
+        ("battery_stale_s", ParameterValue::Double(-1.0), "battery_stale_s must be a positive number of seconds"),
+        ("controller_profile", ParameterValue::String("/nonexistent/p.json".into()), "cannot read or write"),
+        ("threads", ParameterValue::Integer(99), "threads is read at start-up only"),
+        ("battery_min_rho", ParameterValue::Double(0.3), "battery_min_rho"),
+    ] {
+        let (ok, reason) = peer.set(name, value.clone());
+        assert!(!ok, "{name} = {value:?} was accepted");
+        assert!(reason.contains(expect), "{name} = {value:?}: reason {reason:?} lacks {expect:?}");
+        println!("rejected {name} = {value:?}: {reason}");
+    }
+    assert_eq!(peer.get("controller"), ParameterValue::Boolean(false));
+    assert_eq!(peer.get("rho_min"), ParameterValue::Double(0.25));
+    assert_eq!(peer.get("battery_steps"), ParameterValue::String("0.5:0.75, 0.3:0.5, 0.15:0.25".into()));
+    assert_eq!(peer.get("controller_profile"), ParameterValue::String(String::new()));
+    assert_eq!(peer.get("threads"), threads);
+    // Good values are taken and read back.
+    for (name, value) in [
+        ("battery_steps", ParameterValue::String("0.5:0.75, 0.3:0.5".into())),
+        ("rho_min", ParameterValue::Double(0.3)),
+        ("deadline_probability", ParameterValue::Double(0.99)),
+        ("battery_hysteresis", ParameterValue::Double(0.05)),
+        ("battery_unknown_cap", ParameterValue::Double(0.75)),
+        ("battery_stale_s", ParameterValue::Double(2.0)),
+        ("threads", threads.clone()),
+    ] {
+        let (ok, reason) = peer.set(name, value.clone());
+        assert!(ok, "{name} = {value:?}: {reason}");
+        assert_eq!(peer.get(name), value, "{name}");
+    }
+
+    // The controller on at run time, planning with a profile file: with a 10 s deadline it runs
+    // every frame at ρ = 1 (the fixed mode is budget:0.3).
+    let profile = dir.path().join("profile.json");
+    write_profile(&profile, &common::model_path(), &[(1.0, 40.0), (0.75, 34.0), (0.5, 28.0), (0.3, 24.0)]);
+    let path = ParameterValue::String(profile.to_str().unwrap().into());
+    assert_eq!(peer.set("controller_profile", path), (true, String::new()));
+    assert!(peer.set("deadline_ms", ParameterValue::Double(10_000.0)).0);
+    assert!(peer.set("controller", ParameterValue::Boolean(true)).0);
+    let s = peer.wait_status("the controller running at rho 1", |s| {
+        s.get("controller") == Some("running")
+            && s.get("last_frame_mode") == Some("budget:1")
+            && s.level == DiagnosticStatus::OK
+    });
+    assert!(s.get("controller_profile").unwrap().starts_with(profile.to_str().unwrap()), "{s:#?}");
+    assert!(s.get("controller_profile").unwrap().contains("4 points, rho 0.3–1"), "{s:#?}");
+    assert_eq!(s.get("controller deadline ms"), Some("10000.00"));
+    assert!(num(&s, "controller slowdown xi") > 0.0, "{s:#?}");
+    assert!(s.message.contains("; rho 1.00 (unconstrained)"), "{}", s.message);
+    // Off again: the fixed mode.
+    assert!(peer.set("controller", ParameterValue::Boolean(false)).0);
+    peer.wait_status("the fixed mode again", |s| {
+        s.get("controller") == Some("off") && s.get("last_frame_mode") == Some("budget:0.3")
+    });
 
     // Output resolution and model path change at run time too.
     assert!(peer.set("output_resolution", ParameterValue::String("input".into())).0);

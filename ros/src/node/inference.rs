@@ -1,15 +1,20 @@
-//! The `pag-inference` role: takes frames from the latest-frame slot, runs the model, builds
-//! and publishes the outputs that somebody reads, records the frame in the stats.
+//! The `pag-inference` role: takes frames from the latest-frame slot, picks the frame's mode (the
+//! ρ controller's decision, or the fixed mode under the battery cap), runs the model, builds and
+//! publishes the outputs that somebody reads, records the frame in the stats. When the
+//! controller is switched on (or the model changes under it) without a usable profile, this
+//! thread loads or measures one first (frames wait; the one taken meanwhile is dropped).
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _};
+use pag_runtime::controller::LatencyProfile;
 use pag_runtime::{PagModel, Session};
 use ros2_client::dds::rustdds::DomainParticipant;
 use ros2_client::Publisher;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::shared::{lock, unix_ms, Shared};
+use crate::control::{self, NodeController};
 use crate::convert;
 use crate::msg::{CameraInfo, DiagnosticArray, DiagnosticStatus, Image, KeyValue};
 use crate::slot::Taken;
@@ -54,7 +59,7 @@ impl Audience {
     }
 
     fn reads<M: serde::Serialize>(&self, output: &Output<M>) -> bool {
-        self.topics.iter().any(|t| *t == output.dds_topic)
+        self.topics.contains(&output.dds_topic)
     }
 }
 
@@ -70,13 +75,20 @@ pub(crate) struct InferenceSetup {
     pub participant: DomainParticipant,
     /// Stop after this many processed frames.
     pub frames: Option<u64>,
+    /// The controller's profile when it was on at start-up (loaded or measured before the node
+    /// started taking frames).
+    pub profile: Option<LatencyProfile>,
+}
+
+fn publish_controller_state(shared: &Shared, ctl: &NodeController) {
+    shared.stats.set_controller_state(ctl.phase(), ctl.profile_description(), ctl.error());
 }
 
 /// Runs until the stop request (or until `frames` frames are processed, then requests the stop
 /// itself). A frame being processed when the stop comes is finished; one still waiting in the
 /// slot is dropped. Returns the publishers, so that the caller disposes them with the node.
 pub(crate) fn run_inference(shared: &Shared, setup: InferenceSetup, stop: &Stop) -> anyhow::Result<Outputs> {
-    let InferenceSetup { outputs: out, participant, frames } = setup;
+    let InferenceSetup { outputs: out, participant, frames, profile } = setup;
     let mut generation = 0;
     let mut config = lock(&shared.config).clone();
     let mut model_path = config.model_path.clone();
@@ -84,6 +96,11 @@ pub(crate) fn run_inference(shared: &Shared, setup: InferenceSetup, stop: &Stop)
     let mut session = Session::new(model.clone()).context("cannot start a session")?;
     let palette = |m: &PagModel| -> Vec<[u8; 3]> { m.info.palette.clone() };
     let mut colours = palette(&model);
+    let mut ctl = NodeController::new(&config.controller, &model_path).map_err(|e| anyhow!(e))?;
+    if let Some(p) = profile {
+        ctl.set_profile(Ok(p));
+    }
+    publish_controller_state(shared, &ctl);
     loop {
         if let Some(n) = frames.filter(|n| shared.stats.processed.load(Ordering::Relaxed) >= *n) {
             stop.request(format!("processed {n} frames"));
@@ -91,14 +108,15 @@ pub(crate) fn run_inference(shared: &Shared, setup: InferenceSetup, stop: &Stop)
         if stop.is_requested() {
             break;
         }
+        // A timeout still looks at parameter changes (the controller may need profiling).
         let frame = match shared.slot.take_timeout(Duration::from_millis(500)) {
             Taken::Item(_) if stop.is_requested() => {
                 shared.slot.count_dropped();
                 break;
             }
-            Taken::Item(f) => f,
+            Taken::Item(f) => Some(f),
             Taken::Closed => break,
-            Taken::Timeout => continue,
+            Taken::Timeout => None,
         };
         let g = shared.generation.load(Ordering::SeqCst);
         if g != generation {
@@ -121,15 +139,45 @@ pub(crate) fn run_inference(shared: &Shared, setup: InferenceSetup, stop: &Stop)
                 }
             }
             session.set_resolution(config.output_resolution);
+            if let Err(e) = ctl.update(&config.controller, &model_path) {
+                shared.stats.record_error(format!("controller: {e}"));
+            }
+            publish_controller_state(shared, &ctl);
         }
-        let mode = config.effective_mode(shared.stats.battery());
+        if ctl.profile_needed() {
+            let r = control::prepare_profile(&config.controller, &model_path, config.threads);
+            if let Err(e) = &r {
+                error!(
+                    "controller: {e}; running the fixed mode until the model, controller_profile or rho_min changes"
+                );
+            }
+            ctl.set_profile(r);
+            publish_controller_state(shared, &ctl);
+            if frame.is_some() {
+                // It waited through the profiling: too old to process.
+                shared.slot.count_dropped();
+            }
+            continue;
+        }
+        let Some(frame) = frame else { continue };
+        // The controller observes the previous frame and picks this one's ρ (or just the
+        // battery cap for the fixed mode). No allocation.
+        let now = Instant::now();
+        let battery = shared.stats.battery_message().map(|b| b.reading(now));
+        let decision = ctl.decide(control::seconds_since(shared.stats.started, now), battery);
+        let mode = ctl.mode(config.fixed_mode(), &decision);
+        shared.stats.set_controller_snapshot(ctl.snapshot());
         session.set_mode(mode);
         let (in_h, in_w, _) = frame.rgb.dim();
         let t0 = Instant::now();
         let result = session.run(frame.rgb.view());
-        let inference_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let run_s = t0.elapsed().as_secs_f64();
+        let inference_ms = run_s * 1e3;
         let mut o = match result {
-            Ok(o) => o,
+            Ok(o) => {
+                ctl.observe(run_s, mode);
+                o
+            }
             Err(e) => {
                 warn!("inference failed: {e}");
                 shared.stats.record_error(e.to_string());
@@ -184,7 +232,7 @@ pub(crate) fn run_inference(shared: &Shared, setup: InferenceSetup, stop: &Stop)
             input_size: (in_w as u32, in_h as u32),
             output_size: (ow as u32, oh as u32),
         };
-        shared.stats.record_frame(last, total_ms, config.deadline_ms);
+        shared.stats.record_frame(last, total_ms, config.deadline_ms());
         if p.timing {
             let kv = |k: &str, v: f64| KeyValue { key: k.into(), value: format!("{v:.4}") };
             let status = DiagnosticStatus {

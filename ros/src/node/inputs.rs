@@ -1,5 +1,6 @@
 //! The `pag-inputs` role: the three input subscriptions. Images are validated and decoded into
-//! the latest-frame slot; camera_info is kept; BatteryState readings are checked and counted.
+//! the latest-frame slot; camera_info is kept; BatteryState readings are checked and counted,
+//! and the latest message is kept for the controller's battery cap.
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -9,6 +10,7 @@ use tracing::debug;
 
 use super::shared::{lock, unix_ms, InFrame, Shared};
 use crate::config::{read_battery, BatteryReading};
+use crate::control::BatteryMessage;
 use crate::image::{to_rgb, Reject};
 use crate::msg::{BatteryState, CameraInfo, Image};
 use crate::stop::Stop;
@@ -60,20 +62,29 @@ pub(crate) fn receive_inputs(shared: &Shared, inputs: Inputs, stop: &Stop) {
     let batteries = inputs.batteries.async_stream().for_each(|r| {
         s.stats.battery_received.fetch_add(1, Ordering::Relaxed);
         match r {
-            Ok((b, _)) => match read_battery(b.percentage) {
-                BatteryReading::Fraction(f) => s.stats.set_battery(Some(f)),
-                BatteryReading::Percent(f) => {
-                    s.stats.battery_percent_scaled.fetch_add(1, Ordering::Relaxed);
-                    s.stats.set_battery(Some(f));
+            Ok((b, _)) => {
+                // Every message is the controller's latest (it counts and ignores NaN or
+                // invalid charges itself, and keeps the last valid one until it goes stale).
+                s.stats.set_battery_message(BatteryMessage {
+                    percentage: b.percentage,
+                    power_supply_status: b.power_supply_status,
+                    received: Instant::now(),
+                });
+                match read_battery(b.percentage) {
+                    BatteryReading::Fraction(f) => s.stats.set_battery(Some(f)),
+                    BatteryReading::Percent(f) => {
+                        s.stats.battery_percent_scaled.fetch_add(1, Ordering::Relaxed);
+                        s.stats.set_battery(Some(f));
+                    }
+                    BatteryReading::Unknown => {
+                        s.stats.battery_unknown.fetch_add(1, Ordering::Relaxed);
+                        s.stats.set_battery(None);
+                    }
+                    BatteryReading::Invalid => {
+                        s.stats.battery_invalid.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
-                BatteryReading::Unknown => {
-                    s.stats.battery_unknown.fetch_add(1, Ordering::Relaxed);
-                    s.stats.set_battery(None);
-                }
-                BatteryReading::Invalid => {
-                    s.stats.battery_invalid.fetch_add(1, Ordering::Relaxed);
-                }
-            },
+            }
             Err(_) => {
                 s.stats.battery_undecodable.fetch_add(1, Ordering::Relaxed);
             }

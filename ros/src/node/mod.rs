@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `pag-inputs` | [`inputs::receive_inputs`] | image / camera_info / battery subscriptions → slot, stats |
 //! | `pag-parameters` | ros2-client's `Spinner::spin` | parameter services, discovery bookkeeping |
-//! | `pag-inference` | [`inference::run_inference`] | slot → model → outputs |
+//! | `pag-inference` | [`inference::run_inference`] | slot → ρ controller → model → outputs |
 //! | `pag-diagnostics` | [`diagnostics::publish_diagnostics`] | `/diagnostics` every period |
 //! | `pag-camera` | [`camera::run_synthetic_camera`] | the synthetic camera (`--synthetic`) |
 //!
@@ -173,7 +173,18 @@ fn join<T>(name: &str, thread: JoinHandle<T>) -> anyhow::Result<T> {
 pub fn run(settings: Settings, stop: &Stop) -> anyhow::Result<Summary> {
     let start = Instant::now();
     let config = settings.config.clone();
-    let first_model = load_model(&config.model_path).map_err(|e| anyhow!(e))?;
+    let first_model = load_model(&config.model_path, config.load_options()).map_err(|e| anyhow!(e))?;
+    info!("model {} on {} inference threads", config.model_path, config.resolved_threads());
+    // With the controller on from the start, its profile is loaded or measured before the node
+    // and its camera start (a measurement then has the machine to itself).
+    let profile = if config.controller.enabled {
+        Some(
+            crate::control::prepare_profile(&config.controller, &config.model_path, config.threads)
+                .map_err(|e| anyhow!("controller: {e}"))?,
+        )
+    } else {
+        None
+    };
     let hfov_deg = first_model.info.camera_hfov_deg.unwrap_or(pag_models::DEFAULT_HFOV_DEG);
     let shared = Arc::new(Shared::new(config.clone(), first_model));
 
@@ -243,7 +254,7 @@ pub fn run(settings: Settings, stop: &Stop) -> anyhow::Result<Summary> {
             Some(spawn("pag-camera", move || stop_on_error(run_synthetic_camera(setup, &st), &st, "synthetic camera"))?)
         }
     };
-    let setup = InferenceSetup { outputs, participant: context.domain_participant(), frames: settings.frames };
+    let setup = InferenceSetup { outputs, participant: context.domain_participant(), frames: settings.frames, profile };
     let (s, st) = (shared.clone(), stop.clone());
     let inference_thread =
         spawn("pag-inference", move || stop_on_error(run_inference(&s, setup, &st), &st, "inference"))?;

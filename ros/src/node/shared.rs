@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use pag_runtime::{Execution, PagModel};
+use pag_runtime::{LoadOptions, PagModel};
 use ros2_client::ParameterValue;
 use tracing::info;
 
@@ -31,8 +31,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-pub(crate) fn load_model(path: &str) -> Result<Arc<PagModel>, String> {
-    PagModel::load_with(path, Execution::Sparse).map(Arc::new).map_err(|e| format!("cannot load model {path}: {e}"))
+/// Loads a model with the node's load options (sparse execution, `threads`).
+pub(crate) fn load_model(path: &str, options: LoadOptions) -> Result<Arc<PagModel>, String> {
+    PagModel::load_with_options(path, options).map(Arc::new).map_err(|e| format!("cannot load model {path}: {e}"))
 }
 
 pub(crate) fn model_name(path: &str) -> String {
@@ -50,12 +51,15 @@ pub(crate) struct Shared {
     pub camera_info: Mutex<Option<CameraInfo>>,
     /// The model the inference thread runs: (path, whole-network dense MACs).
     pub current_model: Mutex<(String, u64)>,
+    /// How models are loaded (fixed at start-up: `threads`).
+    pub load_options: LoadOptions,
 }
 
 impl Shared {
     pub fn new(config: Config, first_model: Arc<PagModel>) -> Shared {
         let dense_macs = first_model.dense_macs;
         Shared {
+            load_options: config.load_options(),
             generation: AtomicU64::new(1),
             models: Mutex::new(vec![(config.model_path.clone(), first_model)]),
             stats: Stats::default(),
@@ -71,7 +75,7 @@ impl Shared {
         if let Some((_, m)) = lock(&self.models).iter().find(|(p, _)| p == path) {
             return Ok(m.clone());
         }
-        let m = load_model(path)?;
+        let m = load_model(path, self.load_options)?;
         let mut models = lock(&self.models);
         models.push((path.to_owned(), m.clone()));
         if models.len() > 2 {

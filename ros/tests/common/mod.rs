@@ -2,6 +2,7 @@
 //! and the Cyclone DDS peer.
 #![allow(dead_code)]
 pub mod cases;
+pub mod peer;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
