@@ -33,9 +33,20 @@ fn fails_with(args: &[&str], needle: &str) {
 fn info_reports_blocks_multipool_and_macs() {
     let (ok, out, err) = pag(&["info", "--model", path_str(&shipped_model())]);
     assert!(ok, "{err}");
-    assert!(out.contains("gated blocks (8)"), "{out}");
+    assert!(out.contains("gated blocks (9)"), "{out}");
     assert!(out.contains("MultiPool modules (1)") && out.contains("[0, 1, 2, 4, 6, 8, 10]"), "{out}");
     assert!(out.contains("dense MACs"), "{out}");
+    assert!(out.contains("camera      mounted 0.60 ± 0.03 m above the floor"), "{out}");
+    // Model v2's promise: the gates hold most of the compute (the issue asks ≥ 85 %).
+    let share: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("gated share "))
+        .and_then(|l| l.split('%').next())
+        .expect("a gated share line")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(share >= 85.0, "gated share {share}%:\n{out}");
 }
 
 #[test]
@@ -145,7 +156,7 @@ fn contract_multipool_dilation_mismatch_names_the_node() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = shipped_proto();
     let g = m.graph.as_mut().unwrap();
-    let conv = g.node.iter_mut().find(|n| n.name.contains("pool/branches.3/conv")).unwrap();
+    let conv = g.node.iter_mut().find(|n| n.name.contains("/branches.3/conv")).unwrap();
     let name = conv.name.clone();
     conv.attribute.iter_mut().find(|a| a.name == "dilations").unwrap().ints = vec![3, 3];
     let p = write_proto(dir.path(), "bad.onnx", &m);
@@ -271,12 +282,12 @@ fn unsupported_sparse_block_runs_densely_and_says_so_once() {
     assert!(ok, "{err}");
     assert_eq!(err.matches("gated block `stage1.1` runs densely").count(), 1, "{err}");
     let (ok, out, _) = pag(&["info", "--model", &p]);
-    assert!(ok && out.contains("7 of 8 gated blocks"), "{out}");
+    assert!(ok && out.contains("8 of 9 gated blocks"), "{out}");
 }
 
 #[test]
 fn info_reports_sparse_execution() {
     let (ok, out, err) = pag(&["info"]);
     assert!(ok, "{err}");
-    assert!(out.contains("8 of 8 gated blocks (0 with a MultiPool inside) and 1 of 1 standalone MultiPool modules run on pagrt's sparse kernels"), "{out}");
+    assert!(out.contains("9 of 9 gated blocks (1 with a MultiPool inside) and 0 of 0 standalone MultiPool modules run on pagrt's sparse kernels"), "{out}");
 }

@@ -1,5 +1,7 @@
 """Accuracy of exported models on held-out scenes, through onnxruntime (what ships is what is
-measured), at ρ = 1.0, 0.9, 0.7, 0.5 and native, beside the dense baseline. Writes a model card.
+measured), at ρ = 1.0, 0.9, 0.7, 0.5, 0.25 and native, beside the dense baseline. Writes a model card
+(its architecture and training sections follow the model's `pag.architecture` and the
+checkpoints' recorded recipe).
 
     python -m pag.evaluate --data data/heldout --model shipped/pag_multitask.onnx \
         --baseline shipped/pag_dense_baseline.onnx --card shipped/MODEL_CARD.md
@@ -16,7 +18,11 @@ import onnxruntime as ort
 
 from .data import SceneSet, normalise_image
 
-RHOS = [("1.0", 1.0), ("0.9", 0.9), ("0.7", 0.7), ("0.5", 0.5), ("native", 0.0)]
+RHOS = [("1.0", 1.0), ("0.9", 0.9), ("0.7", 0.7), ("0.5", 0.5), ("0.25", 0.25), ("native", 0.0)]
+# The issue's goals for the shipped model (ρ=1 absolute, relative mIoU losses, baseline gap).
+GOALS = {"mIoU": 80.0, "pixel_acc": 95.0, "delta1": 85.0, "abs_rel": 0.10, "normal_mean_deg": 12.0}
+REL_GOALS = {"0.5": 5.0, "0.25": 12.0}
+
 
 
 class Metrics:
@@ -111,14 +117,20 @@ def mac_budget(path, densities, pool_share):
     meta = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
     blocks = json.loads(meta["pag.gated_blocks"])
     total = sum(macs.values())
-    executed = total
-    for b, d in zip(blocks, densities):
-        branch = sum(v for k, v in macs.items() if k.startswith(f"/net/{b['name']}/") and "/gate/" not in k)
-        executed -= branch * (1.0 - d)
+    executed = 0.0
+    density = {b["name"]: d for b, d in zip(blocks, densities)}
     for name, v in macs.items():
-        if "/pool/branches." in name:
-            i = int(name.split("/pool/branches.")[1].split("/")[0])
-            executed -= v * (1.0 - pool_share[i])
+        factor = 1.0
+        parts = name.split("/")
+        block = parts[2] if len(parts) > 2 else ""
+        if block in density and "/gate/" not in name:
+            # Inside a gated branch: runs at the gate's active pixels (a gated MultiPool's
+            # branch at the active pixels that chose it; shares measured over all pixels).
+            factor *= density[block]
+        if "/branches." in name:
+            i = int(name.split("/branches.")[1].split("/")[0])
+            factor *= pool_share[i]
+        executed += v * factor
     return total, executed
 
 
@@ -151,6 +163,69 @@ def fmt_row(name, r, gmacs):
     return f"| {name} | " + " | ".join(cells) + f" | {gmacs:.3f} |"
 
 
+ARCH_TEXT = {
+    "v1": [
+        "- Stem: two stride-2 3×3 convs (3→24→32). Stage 1 at 1/4 (60×80): 2 gated bottlenecks (32→16→16→32).",
+        "  Stage 2 at 1/8 (30×40): stride-2 3×3 (32→64) then 3 gated bottlenecks (64→24→24→64).",
+        "  Stage 3 at 1/8: 1×1 (64→96), 1 gated bottleneck (dilation 2), a MultiPool bottleneck",
+        "  (96→32, one of dilations {0,1,2,4,6,8,10} per pixel, 32→96), 2 gated bottlenecks (dilation 2).",
+        "- Decoder: 1×1 laterals from stage 3 (upsampled ×2) and stage 1, a 3×3 fuse conv (32), one 1×1",
+        "  head conv to 8 + 1 + 3 channels, bilinear ×4 to the input size. Depth = exp(log-depth) in metres;",
+        "  normals L2-normalised, camera optical frame (x right, y down, z forward).",
+    ],
+    "v2": [
+        "- Designed so the gates hold the compute: ~91% of the executed MACs at ρ=1 sit inside gated",
+        "  branches (runtime telemetry, `pag info`), so ρ moves the load almost proportionally.",
+        "- Lean stem: 3×3 stride 2 (3→16), 2×2 stride 2 (16→48) to 1/4 (60×80). Stage 1: 2 gated bottlenecks",
+        "  (48→32→32→48). 2×2 stride 2 (48→96) to 1/8 (30×40). Stage 2: 5 gated bottlenecks (96→64→64→96)",
+        "  with dilations 1, 2, MultiPool, 2, 1 — the middle one is a **gated MultiPool** block: its 3×3 is",
+        "  one of dilations {0,1,2,4,6,8,10} per pixel, and it runs only where the gate is on (PAG's two",
+        "  uses combined; contract version 2).",
+        "- Decoder: a 1×1 lateral (96→48), ×2 bilinear, added to stage 1's output; 2 gated refinement",
+        "  bottlenecks at 1/4 (48→32→32→48); a 1×1 head to 8 + 1 + 3 channels; bilinear ×4. Depth =",
+        "  exp(log-depth) in metres; normals L2-normalised, camera optical frame (x right, y down, z forward).",
+    ],
+}
+
+
+def cpu_model():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip() + f" ({os.cpu_count()} CPUs)"
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def mount_text(meta):
+    m = json.loads(meta["pag.camera_mount"])
+    return (f"{m['height_m']:.2f} ± {m['height_play_m']:.2f} m above the floor, pitch {m['pitch_deg']:.0f} ± "
+            f"{m['pitch_play_deg']:.0f}°, roll ± {m['roll_play_deg']:.0f}°")
+
+
+def training_text(cfg, meta, ck):
+    half = cfg.get("half_iters") or 0
+    done = ck["iterations"] if ck else cfg.get("iters")
+    sched = f" (of a {cfg.get('iters')}-iteration schedule: an intermediate checkpoint)" if done != cfg.get("iters") else ""
+    out = [f"- Data: {done} iterations{sched} × batch {cfg.get('batch')}"
+           + (f" ({half} first on 160×120 renders of the same scenes, then full 240×320 frames)" if half else "")
+           + ", random left-right flips (normal x flipped)."]
+    if "pag.camera_mount" in meta:
+        out.append(f"- Scenes rendered by `pag scenes --mount robot`: camera {mount_text(meta)};"
+                   " the training set's seeds never overlap the held-out ones.")
+    return out
+
+
+def goal_text(key, value):
+    goal = GOALS[key]
+    ok = value <= goal if key in ("abs_rel", "normal_mean_deg") else value >= goal
+    unit = "" if key == "abs_rel" else ("°" if key == "normal_mean_deg" else "")
+    cmp = "≤" if key in ("abs_rel", "normal_mean_deg") else "≥"
+    shown = f"{value:.3f}" if key == "abs_rel" else f"{value:.1f}"
+    return f"{key} {shown}{unit} (goal {cmp} {goal:g}{unit}: {'met' if ok else 'missed'})"
+
+
 def main():
     import torch
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -174,40 +249,39 @@ def main():
         rows.append(fmt_row(f"PAG ρ={label}" if rho else "PAG native", res[label], executed / 1e9))
     btotal, bexec = mac_budget(a.baseline, [], pool_shares(a.baseline, data, 1.0))
     rows.append(fmt_row("dense baseline", base, bexec / 1e9))
-    rel = {k: 100 * (res["1.0"]["mIoU"] - res[k]["mIoU"]) / res["1.0"]["mIoU"] for k in ("0.9", "0.7", "0.5", "native")}
+    rel = {k: 100 * (res["1.0"]["mIoU"] - res[k]["mIoU"]) / res["1.0"]["mIoU"] for k, _ in RHOS if k != "1.0"}
     meta = {p.key: p.value for p in onnx.load(a.model).metadata_props}
     ck = torch.load(a.checkpoint, map_location="cpu", weights_only=False)["training"] if a.checkpoint else None
     bck = torch.load(a.baseline_checkpoint, map_location="cpu", weights_only=False)["training"] if a.baseline_checkpoint else None
     cfg = json.loads(meta.get("pag.training", "{}"))
     size_mb = os.path.getsize(a.model) / 1e6
+    arch = json.loads(meta.get("pag.architecture", '{"arch": "v1"}')).get("arch", "v1")
+    gmacs_pag = mac_budget(a.model, [1.0] * len(names), [1.0] * 7)[0] / 1e9
     lines = [
         "# Model card: `pag_multitask.onnx` (and `pag_dense_baseline.onnx`)", "",
         "Multi-task PAG network for indoor scenes: semantic segmentation (8 classes), metric depth and",
         "surface normals from one 240×320 RGB image. Trained only on pagrt's procedural scenes",
         "(`pag scenes`), so it knows that world, not real cameras. Numbers below come from",
-        "`python -m pag.evaluate` (see models/README.md) on 100 held-out scenes (seeds 900000–900099,",
+        "`python -m pag.evaluate` (see models/README.md) on "
+        f"{len(data)} held-out scenes (seeds {data.meta.get('first_seed')}–{data.meta.get('first_seed', 0) + len(data) - 1},",
         "never used in training), run through onnxruntime, i.e. the shipped files themselves.", "",
         "## Architecture",
-        f"- Parameters: {meta.get('pag.parameters')} (PAG) — file size {size_mb:.2f} MB (float32 ONNX, opset 17).",
-        "- Stem: two stride-2 3×3 convs (3→24→32). Stage 1 at 1/4 (60×80): 2 gated bottlenecks (32→16→16→32).",
-        "  Stage 2 at 1/8 (30×40): stride-2 3×3 (32→64) then 3 gated bottlenecks (64→24→24→64).",
-        "  Stage 3 at 1/8: 1×1 (64→96), 1 gated bottleneck (dilation 2), a MultiPool bottleneck",
-        "  (96→32, one of dilations {0,1,2,4,6,8,10} per pixel, 32→96), 2 gated bottlenecks (dilation 2).",
+        f"- Parameters: {meta.get('pag.parameters')} (PAG) — file size {size_mb:.2f} MB (float32 ONNX, opset 17),"
+        f" architecture `{arch}` (metadata `pag.architecture`).",
+        *(ARCH_TEXT[arch]),
         "- Each gated block: `O = I + G ⊙ F(I)`, G from a 1×1 conv on I (paper eq. 1–2); F = 1×1 → 3×3 → 1×1.",
-        "- Decoder: 1×1 laterals from stage 3 (upsampled ×2) and stage 1, a 3×3 fuse conv (32), one 1×1",
-        "  head conv to 8 + 1 + 3 channels, bilinear ×4 to the input size. Depth = exp(log-depth) in metres;",
-        "  normals L2-normalised, camera optical frame (x right, y down, z forward).",
         "- The dense baseline is the same backbone with the gates removed (every block always runs).",
         f"- Graph MACs per frame (every pixel, every MultiPool branch, as exported): {btotal / 1e9:.3f} G baseline,"
-        f" {mac_budget(a.model, [1.0] * len(names), [1.0] * 7)[0] / 1e9:.3f} G PAG (the 8 one-channel gate convs are the difference).",
+        f" {gmacs_pag:.3f} G PAG (the {len(names)} one-channel gate convs are the difference).",
         "  The *executed* GMACs column counts what PAG needs: gated branches only at active pixels and",
-        "  one MultiPool branch per pixel (the figure a sparse runtime should approach).", "",
+        "  one MultiPool branch per pixel (the figure a sparse runtime should approach; `pag info`",
+        "  prints the runtime's own count and the gated share).", "",
         "## Training",
-        f"- Data: {cfg.get('iters')} iterations × batch {cfg.get('batch')} random {cfg.get('crop')} crops of",
-        "  1800 rendered 240×320 scenes (seeds 1000–2799), random left-right flips (normal x flipped).",
+        *training_text(cfg, meta, ck),
         "- Losses (paper): cross-entropy; log-depth L2 + 2·L1; normals −cos + 4·acos; AdamW, lr 3e-3 with",
         "  the paper's poly(0.9) decay; τ annealed 1 → 0.1 geometrically.",
-        f"- ρ at run time: the first 15% of iterations at ρ=1; then per batch, {int(100 * cfg.get('native_share', 0))}% native",
+        f"- ρ at run time: the first {int(100 * cfg.get('warmup_dense', 0.15))}% of iterations at ρ=1; then per batch,"
+        f" {int(100 * cfg.get('dense_share', 0))}% at ρ=1, {int(100 * cfg.get('native_share', 0))}% native",
         f"  (Gumbel straight-through, τ) and the rest top-⌈ρ·H·W⌉ masks with ρ ~ U[{cfg.get('rho_min')}, 1] (hard",
         "  forward, straight-through sigmoid(s/τ) backward); every gated layer pays",
         f"  0.05 · KL({cfg.get('rho_native')} ‖ g_l) (paper eq. 5–6; our λ differs from the paper's 1e-4 because",
@@ -216,30 +290,34 @@ def main():
     if ck:
         lines.append(f"- Training time: PAG {ck['seconds'] / 60:.1f} min, {ck['iterations']} iterations, on {ck['threads']} CPU thread(s)"
                      + (f"; baseline {bck['seconds'] / 60:.1f} min, {bck['iterations']} iterations" if bck else "")
-                     + f" (torch {ck['torch']}, 2-core AMD EPYC, no GPU; the two trainings overlapped for 7 min and shared the machine with Rust builds).")
+                     + f" (torch {ck['torch']}, {cpu_model()}, no GPU; the two trainings ran side by side, one thread each, and shared the machine with Rust builds).")
     lines += ["", "## Accuracy on held-out scenes", "",
               "| setting | " + " | ".join(c for _, c in COLS) + " | executed GMACs |",
               "|---" * (len(COLS) + 2) + "|", *rows, "",
               "mIoU and pixel accuracy in %; δ: % of pixels with max(d/d̂, d̂/d) below the threshold; abs-rel:",
               "mean |d − d̂|/d; normals: mean angular error in degrees and % of pixels within the angle.", "",
               "## Graceful degradation (one model, ρ changed at run time)",
-              f"- Relative mIoU loss vs ρ=1: ρ=0.9 {rel['0.9']:.1f}%, ρ=0.7 **{rel['0.7']:.1f}%** (goal ≤ 6%: "
-              f"{'met' if rel['0.7'] <= 6 else 'missed'}), ρ=0.5 **{rel['0.5']:.1f}%** (goal ≤ 12%: {'met' if rel['0.5'] <= 12 else 'missed'}),"
-              f" native {rel['native']:.1f}%.",
+              f"- Relative mIoU loss vs ρ=1: ρ=0.9 {rel['0.9']:.1f}%, ρ=0.7 {rel['0.7']:.1f}%, "
+              + ", ".join(f"ρ={k} **{rel[k]:.1f}%** (goal ≤ {g:g}%: {'met' if rel[k] <= g else 'missed'})"
+                          for k, g in REL_GOALS.items())
+              + f", native {rel['native']:.1f}%.",
+              "- Goals at ρ=1: " + ", ".join(goal_text(k, res["1.0"][k]) for k in GOALS)
+              + f"; within 1.0 mIoU of the dense baseline: {'met' if base['mIoU'] - res['1.0']['mIoU'] <= 1.0 else 'missed'}.",
               f"- Native gate density per layer (mean over 20 held-out scenes): "
               + ", ".join(f"{n} {d:.2f}" for n, d in zip(names, dens)) + f"; mean {np.mean(dens):.2f}.",
               "- The paper's anchor: −6.2% relative IoU at ρ=0.7 with a model *retrained* for that ρ (NYUv2).",
               *([f"- Negative losses mean the sparser setting scored *higher* than ρ=1. After the dense warm-up,"
                  " training sampled ρ ~ U[ρ_min, 1], so ρ=1 is the least-trained setting; read the curve as flat"
-                 f" within {max(abs(v) for v in rel.values()):.1f}% of ρ=1 over ρ ∈ [0.5, 1] rather than as sparsity helping."]
+                 " within a few % of ρ=1 rather than as sparsity helping."]
                 if min(rel.values()) < 0 else []),
               f"- Against the dense baseline (same backbone, no gates, {bck['iterations'] if bck else '?'} iterations): "
               f"mIoU {res['1.0']['mIoU'] - base['mIoU']:+.1f} points at ρ=1, {res['0.5']['mIoU'] - base['mIoU']:+.1f} at ρ=0.5;"
-              " depth and normals are within about one point or degree.",
+              f" depth δ<1.25 {res['1.0']['delta1'] - base['delta1']:+.1f} points, normals {res['1.0']['normal_mean_deg'] - base['normal_mean_deg']:+.1f}°.",
               "", "## Limits",
-              "- Synthetic domain only; depth is metric for a 70° horizontal field of view at 240×320.",
+              "- Synthetic domain only; depth is metric for a 70° horizontal field of view at 240×320"
+              + (f", for a camera on the declared mount ({mount_text(meta)}); other heights scale depth." if "pag.camera_mount" in meta else "."),
               "- Budget mode keeps exactly ⌈ρ·H·W⌉ pixels per gated layer (ties to the lower pixel index).",
-              "- Native mode's density is whatever the gates learned (mean above); the KL target was 0.5.",
+              f"- Native mode's density is whatever the gates learned (mean above); the KL target was {cfg.get('rho_native')}.",
               "- Executed GMACs are what a sparse runtime needs; see the README for what pagrt's sparse execution achieves today."]
     with open(a.card, "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -118,8 +118,8 @@ def export(checkpoint, out, class_names, palette, hfov_deg, height=240, width=32
         "pag.multipools": json.dumps(find_multipools(g)),
         "pag.camera_hfov_deg": str(hfov_deg),
         "pag.training": json.dumps({k: ck["training"]["args"].get(k) for k in
-                                    ("rho_min", "rho_native", "native_share", "dense_share", "iters", "half_iters",
-                                     "batch", "crop", "dense")}),
+                                    ("rho_min", "rho_native", "native_share", "dense_share", "warmup_dense", "iters",
+                                     "half_iters", "batch", "crop", "dense")}),
         "pag.parameters": str(count_params(net)),
         "pag.architecture": json.dumps(net.cfg.to_dict()),
     }
