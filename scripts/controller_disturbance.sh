@@ -8,6 +8,7 @@
 #   scripts/controller_disturbance.sh                 # shipped model, 15 s phases, 3 hog processes
 #   MODEL=path/to/v2.onnx PHASE_S=20 HOG=4 scripts/controller_disturbance.sh
 #   BASELINE=1 scripts/controller_disturbance.sh      # also the same phases at a fixed ρ=1
+#   THREADS=1 scripts/controller_disturbance.sh       # inference threads (profile and run); default 1
 #
 # Needs `cargo build --release` (done here if target/release/pag is missing).
 set -euo pipefail
@@ -23,6 +24,9 @@ DEADLINE_FACTOR=${DEADLINE_FACTOR:-1.2}
 RHO_MIN=${RHO_MIN:-0.2}
 LAW=${LAW:-kalman}
 BASELINE=${BASELINE:-0}
+# One inference thread by default: on a small machine a multi-threaded session competes with the
+# hog for every core and its latency at a paced frame rate differs from the back-to-back profile.
+THREADS=${THREADS:-1}
 
 [ -x "$PAG" ] || timeout 1800 cargo build --release --bin pag
 mkdir -p "$OUT"
@@ -35,8 +39,9 @@ fi
 
 # 2. The device profile (latency vs ρ on this machine), unless one for this model exists.
 sha=$(sha256sum "$MODEL" | cut -d' ' -f1)
-if ! grep -q "\"sha256\": \"$sha\"" "$OUT/profile.json" 2>/dev/null; then
-    timeout 600 "$PAG" profile --model "$MODEL" --rho-min "$RHO_MIN" --out "$OUT/profile.json"
+if ! grep -q "\"sha256\": \"$sha\"" "$OUT/profile.json" 2>/dev/null \
+    || ! grep -q "\"threads\": $THREADS[,}]" "$OUT/profile.json" 2>/dev/null; then
+    timeout 600 "$PAG" profile --model "$MODEL" --rho-min "$RHO_MIN" --threads "$THREADS" --out "$OUT/profile.json"
 fi
 
 HOG_PIDS=()
@@ -54,7 +59,7 @@ run() {
     rm -f "$ready"
     timeout $((3 * PHASE_S + 180)) "$PAG" control --model "$MODEL" --profile "$OUT/profile.json" \
         --video "$OUT/video" --fps "$FPS" --deadline-factor "$DEADLINE_FACTOR" --rho-min "$RHO_MIN" \
-        --phases "steady:$PHASE_S,hog:$PHASE_S,steady:$PHASE_S" --hog-threads 0 --ready-file "$ready" \
+        --phases "steady:$PHASE_S,hog:$PHASE_S,steady:$PHASE_S" --hog-threads 0 --ready-file "$ready" --threads "$THREADS" \
         --csv "$OUT/frames.$label.csv" "$@" &
     local ctl=$!
     for _ in $(seq 1 1800); do [ -f "$ready" ] && break; sleep 0.1; done

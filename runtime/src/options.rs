@@ -24,7 +24,7 @@ pub enum Device {
     /// The CPU (tract plus pagrt's CPU kernels).
     #[default]
     Cpu,
-    /// CUDA GPU `n` (needs a build with the `cuda` feature and a driver).
+    /// CUDA GPU `n` (no CUDA backend exists yet: loading answers `DeviceUnavailable`).
     Cuda(usize),
     /// CUDA GPU 0 when this build and machine can use it, else the CPU.
     Auto,

@@ -5,7 +5,7 @@
 //! - [`cpu_f32`]: f32 on the CPU. Per-ISA micro-kernels (portable, AVX2, AVX-512) are plain
 //!   functions in a table chosen once at start-up ([`cpu_f32::isa`]); work is split across the
 //!   session's rayon pool by pixel tiles.
-//! - [`cuda`]: the GPU backend's seam; without the `cuda` feature a stub that answers every
+//! - [`cuda`]: the GPU backend's seam; today (no backend yet) a stub that answers every
 //!   request with [`crate::PagError::DeviceUnavailable`].
 //! - A new numeric family (e.g. `cpu_i8`) gets a sibling folder implementing the same traits.
 //!

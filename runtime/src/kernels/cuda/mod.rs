@@ -1,6 +1,8 @@
-//! The CUDA backend's seam. pagrt built without the `cuda` feature (the default) has this stub:
-//! the same entry point, answering with [`PagError::DeviceUnavailable`] — so every feature set
-//! compiles and no `#[cfg]` leaks into the code that picks a device.
+//! The CUDA backend's seam. The backend itself does not exist yet (issue 14: no GPU has been
+//! available to build and measure it against), so this stub is all there is: the entry point
+//! the device choice calls, answering with [`PagError::DeviceUnavailable`]. A `cuda` feature
+//! will put the real backend behind the same entry point, so no `#[cfg]` leaks into the code
+//! that picks a device.
 use crate::error::{PagError, Result};
 
 /// Whether this build can run models on a CUDA GPU.
@@ -14,6 +16,6 @@ pub enum CudaDevice {}
 pub fn open(ordinal: usize) -> Result<CudaDevice> {
     Err(PagError::DeviceUnavailable {
         device: format!("cuda:{ordinal}"),
-        reason: "this pagrt was built without the `cuda` feature (rebuild with `--features cuda`)".into(),
+        reason: "pagrt has no CUDA backend yet (CPU only in this version)".into(),
     })
 }

@@ -16,7 +16,17 @@ pub(crate) unsafe fn gemm(
     // SAFETY: forwarded.
     unsafe {
         if n <= 16 {
-            gemm_blocked::<16, 16, false>(|kc, a, b, d| kernel_avx512::<16, 16, false>(kc, a, b, d), m, k, n, a, b, beta, c, s)
+            gemm_blocked::<16, 16, false>(
+                |kc, a, b, d| kernel_avx512::<16, 16, false>(kc, a, b, d),
+                m,
+                k,
+                n,
+                a,
+                b,
+                beta,
+                c,
+                s,
+            )
         } else {
             gemm_blocked::<8, 32, true>(
                 |kc, a, b, d| {
