@@ -91,10 +91,17 @@ pub fn depth_range(depth: ArrayView2<f32>) -> Option<(f32, f32)> {
         .fold(None, |acc, &d| Some(acc.map_or((d, d), |(lo, hi): (f32, f32)| (lo.min(d), hi.max(d)))))
 }
 
-/// Turbo-coloured depth (near = blue, far = red), NaN black, with a metre scale bar to the right.
+/// Turbo-coloured depth (near = blue, far = red), NaN black, with a metre scale bar to the right;
+/// the colour range is the picture's own depth range.
 pub fn depth(depth: ArrayView2<f32>) -> RgbImage {
+    depth_in(depth, None)
+}
+
+/// [`depth`] on a given colour range in metres (values outside it are clamped to its ends), so
+/// that two pictures (a prediction and its ground truth) share one scale.
+pub fn depth_in(depth: ArrayView2<f32>, range: Option<(f32, f32)>) -> RgbImage {
     let (h, w) = depth.dim();
-    let (lo, hi) = depth_range(depth).unwrap_or((0.0, 1.0));
+    let (lo, hi) = range.or_else(|| depth_range(depth)).unwrap_or((0.0, 1.0));
     let span = (hi - lo).max(1e-6);
     let bar_w = 70u32;
     let mut img = RgbImage::from_pixel(w as u32 + bar_w, h as u32, Rgb([255, 255, 255]));

@@ -71,6 +71,17 @@ fn run_on_a_scene_writes_pictures_and_raw_outputs() {
     let depth: ndarray::Array2<f32> = ndarray_npy::read_npy(dir.path().join("depth.npy")).unwrap();
     assert_eq!(depth.dim(), (240, 320));
     assert!(depth.iter().all(|d| d.is_finite() && *d > 0.0));
+    // Prediction and ground truth share one depth colour scale: their scale bars (the strip right
+    // of the 320 image columns, colours and metre labels) are identical.
+    let bar = |f: &str| {
+        let img = image::open(dir.path().join(f)).unwrap().to_rgb8();
+        assert!(img.width() > 320, "{f} has a scale bar");
+        (320..img.width())
+            .flat_map(|x| (0..img.height()).map(move |y| (x, y)))
+            .map(|(x, y)| img.get_pixel(x, y).0)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(bar("depth.png"), bar("truth_depth.png"), "depth.png and truth_depth.png use different scales");
 }
 
 #[test]

@@ -85,11 +85,18 @@ pub fn run(a: RunArgs) -> Result<()> {
     let t = Instant::now();
     let out = session.run(rgb.view())?;
     let ms = t.elapsed().as_secs_f64() * 1e3;
-    write_pictures(&a.out, &rgb, &out, &model)?;
+    // With ground truth, both depth pictures share one colour scale (the union of their ranges),
+    // so that a colour means the same distance in depth.png and truth_depth.png.
+    let shared =
+        truth.as_ref().and_then(|f| match (viz::depth_range(out.depth.view()), viz::depth_range(f.depth.view())) {
+            (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+            (x, y) => x.or(y),
+        });
+    write_pictures(&a.out, &rgb, &out, &model, shared)?;
     if let Some(f) = &truth {
         let gt =
             Outputs { labels: f.label.clone(), depth: f.depth.clone(), normals: f.normals.clone(), scale: (1.0, 1.0) };
-        write_outputs(&a.out, "truth_", &gt, &model)?;
+        write_outputs(&a.out, "truth_", &gt, &model, shared)?;
     }
     let range = viz::depth_range(out.depth.view());
     let mut summary = serde_json::json!({
@@ -145,12 +152,18 @@ fn save(img: impl FnOnce() -> Result<(), image::ImageError>, path: &Path) -> Res
     img().with_context(|| format!("writing {}", path.display()))
 }
 
-fn write_outputs(dir: &Path, prefix: &str, out: &Outputs, model: &PagModel) -> Result<()> {
+fn write_outputs(
+    dir: &Path,
+    prefix: &str,
+    out: &Outputs,
+    model: &PagModel,
+    depth_range: Option<(f32, f32)>,
+) -> Result<()> {
     let i = &model.info;
     let p = |n: &str| dir.join(format!("{prefix}{n}"));
     let seg = viz::segmentation(out.labels.view(), &i.palette, &i.class_names);
     save(|| seg.save(p("segmentation.png")), &p("segmentation.png"))?;
-    save(|| viz::depth(out.depth.view()).save(p("depth.png")), &p("depth.png"))?;
+    save(|| viz::depth_in(out.depth.view(), depth_range).save(p("depth.png")), &p("depth.png"))?;
     save(|| viz::normals(out.normals.view()).save(p("normals.png")), &p("normals.png"))?;
     save(|| viz::mono(&out.labels).save(p("labels.png")), &p("labels.png"))?;
     npy(&p("depth.npy"), &out.depth)?;
@@ -162,8 +175,14 @@ fn npy<T: ndarray_npy::WritableElement, D: ndarray::Dimension>(path: &Path, a: &
     ndarray_npy::write_npy(path, a).with_context(|| format!("writing {}", path.display()))
 }
 
-fn write_pictures(dir: &Path, rgb: &Array3<u8>, out: &Outputs, model: &PagModel) -> Result<()> {
-    write_outputs(dir, "", out, model)?;
+fn write_pictures(
+    dir: &Path,
+    rgb: &Array3<u8>,
+    out: &Outputs,
+    model: &PagModel,
+    depth_range: Option<(f32, f32)>,
+) -> Result<()> {
+    write_outputs(dir, "", out, model, depth_range)?;
     let (h, w) = out.labels.dim();
     let mut base = viz::to_image(rgb.view());
     if base.dimensions() != (w as u32, h as u32) {
