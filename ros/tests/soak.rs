@@ -4,7 +4,7 @@
 //! warm-up: the node once grew by ~12 kB per frame (ros2-client status channels registered per
 //! output per frame), ~5 GB in 8 hours at 15 fps.
 //!
-//! `soak_short` runs in CI (3 000 frames). The long soak (≥ 20 000 frames) is the same test with
+//! `soak_short` runs in CI (5 000 frames). The long soak (≥ 20 000 frames) is the same test with
 //! more frames: `ros/tests/soak.sh [frames]` (PAGRT_SOAK_FRAMES), which prints the RSS table.
 mod common;
 
@@ -164,7 +164,7 @@ fn report(samples: &[(u64, u64)]) -> (f64, f64, f64) {
 
 #[test]
 fn soak_short_memory_stays_flat_with_every_output_subscribed() {
-    let frames: u64 = std::env::var("PAGRT_SOAK_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000);
+    let frames: u64 = std::env::var("PAGRT_SOAK_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
     let warmup = (frames / 5).clamp(1000, 2000);
     let (samples, counts) = soak(&Soak { frames, warmup, domain_k: 0 });
     println!("outputs received by the peer: {counts:?}");
@@ -173,6 +173,9 @@ fn soak_short_memory_stays_flat_with_every_output_subscribed() {
     }
     let (growth_kb, growth_pct, _per_frame_kb) = report(&samples);
     // A leak of 12 kB per frame (the old one) raises the floor by ~16 MB (8 %) between the
-    // thirds of a 3 000-frame run; without one the floor moves by a few MB.
-    assert!(growth_pct < 3.0, "the RSS floor grew by {growth_kb:.0} kB ({growth_pct:.1} %) after warm-up");
+    // thirds of a 3 000-frame run and by 38 MB (+16.7 %, measured) in 5 000 frames. Without one the floor
+    // still moves in allocator-sized steps: with model v2 a 3 000-frame run once saw +8 MB
+    // (+3.9 %, slope +6 kB/frame) while 8 000 frames of the same build gave +1.0 % and a slope of
+    // −0.4 kB/frame. 5 000 frames and a 6 % bound separate the two.
+    assert!(growth_pct < 6.0, "the RSS floor grew by {growth_kb:.0} kB ({growth_pct:.1} %) after warm-up");
 }
