@@ -91,14 +91,9 @@ pub fn depth_range(depth: ArrayView2<f32>) -> Option<(f32, f32)> {
         .fold(None, |acc, &d| Some(acc.map_or((d, d), |(lo, hi): (f32, f32)| (lo.min(d), hi.max(d)))))
 }
 
-/// Turbo-coloured depth (near = blue, far = red), NaN black, with a metre scale bar to the right;
-/// the colour range is the picture's own depth range.
-pub fn depth(depth: ArrayView2<f32>) -> RgbImage {
-    depth_in(depth, None)
-}
-
-/// [`depth`] on a given colour range in metres (values outside it are clamped to its ends), so
-/// that two pictures (a prediction and its ground truth) share one scale.
+/// Turbo-coloured depth (near = blue, far = red), NaN black, with a metre scale bar to the right,
+/// on `range` in metres (values outside it clamped to its ends; `None`: the picture's own range),
+/// so that two pictures (a prediction and its ground truth) can share one scale.
 pub fn depth_in(depth: ArrayView2<f32>, range: Option<(f32, f32)>) -> RgbImage {
     let (h, w) = depth.dim();
     let (lo, hi) = range.or_else(|| depth_range(depth)).unwrap_or((0.0, 1.0));

@@ -220,7 +220,7 @@ def training_text(cfg, meta, ck):
 def goal_text(key, value):
     goal = GOALS[key]
     ok = value <= goal if key in ("abs_rel", "normal_mean_deg") else value >= goal
-    unit = "" if key == "abs_rel" else ("°" if key == "normal_mean_deg" else "")
+    unit = "°" if key == "normal_mean_deg" else ""
     cmp = "≤" if key in ("abs_rel", "normal_mean_deg") else "≥"
     shown = f"{value:.3f}" if key == "abs_rel" else f"{value:.1f}"
     return f"{key} {shown}{unit} (goal {cmp} {goal:g}{unit}: {'met' if ok else 'missed'})"

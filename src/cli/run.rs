@@ -87,18 +87,17 @@ pub fn run(a: RunArgs) -> Result<()> {
     let ms = t.elapsed().as_secs_f64() * 1e3;
     // With ground truth, both depth pictures share one colour scale (the union of their ranges),
     // so that a colour means the same distance in depth.png and truth_depth.png.
-    let shared =
-        truth.as_ref().and_then(|f| match (viz::depth_range(out.depth.view()), viz::depth_range(f.depth.view())) {
-            (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
-            (x, y) => x.or(y),
-        });
+    let range = viz::depth_range(out.depth.view());
+    let shared = truth.as_ref().and_then(|f| match (range, viz::depth_range(f.depth.view())) {
+        (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+        (x, y) => x.or(y),
+    });
     write_pictures(&a.out, &rgb, &out, &model, shared)?;
     if let Some(f) = &truth {
         let gt =
             Outputs { labels: f.label.clone(), depth: f.depth.clone(), normals: f.normals.clone(), scale: (1.0, 1.0) };
         write_outputs(&a.out, "truth_", &gt, &model, shared)?;
     }
-    let range = viz::depth_range(out.depth.view());
     let mut summary = serde_json::json!({
         "model": model_path, "mode": a.mode.to_string(), "milliseconds": ms,
         "output_size": [out.labels.dim().0, out.labels.dim().1], "scale_rows_cols": [out.scale.0, out.scale.1],
