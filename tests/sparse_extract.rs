@@ -8,7 +8,8 @@ use std::path::Path;
 use common::*;
 use pag_runtime::generic::{read_npy, run_onnx};
 use pag_runtime::graph::{extract_sparse_blocks, SparsePlan};
-use pag_runtime::kernels::cpu_f32::{GatedBlockScratch, MultiPoolScratch};
+use pag_runtime::kernels::cpu_f32::MultiPoolScratch;
+use pag_runtime::kernels::AnyGatedScratch;
 use pag_runtime::{decode_onnx, ComputeMode, ModelInfo};
 use tract_onnx::pb::{ModelProto, ValueInfoProto};
 use tract_onnx::prelude::Tensor;
@@ -58,7 +59,7 @@ fn check_case(proto: &ModelProto, plan: &SparsePlan, case: &str) {
     names.sort();
     names.dedup();
     let (values, mode) = tract_values(proto, &goldens().join(case), &names);
-    let mut scratch = GatedBlockScratch::default();
+    let mut scratch = AnyGatedScratch::default();
     for b in &blocks {
         let (input, expected, mask) = (&values[&b.spec.input], &values[&b.spec.output], &values[&b.spec.mask]);
         let mut x = input.clone();

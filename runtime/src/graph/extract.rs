@@ -12,14 +12,19 @@ use super::index::{ConvNode, OnnxIndex};
 use crate::kernels::cpu_f32::{
     BranchWeights, GatedBlock, GatedBlockWeights, MultiPool, MultiPoolBranch, MultiPoolWeights,
 };
+use crate::kernels::cpu_i8::{
+    GatedBlockI8, QBranchWeights, QConvWeights, QGatedBlockWeights, QMultiPoolWeights, QParams,
+};
+use crate::kernels::AnyGatedBlock;
 
 /// A gated block of the model, matched and built as a sparse [`GatedBlock`].
 #[derive(Debug, Clone)]
 pub struct ExtractedGatedBlock {
     /// The block as the model's metadata declares it.
     pub spec: GatedBlockSpec,
-    /// The sparse kernel computing `spec.input → spec.output` (in place).
-    pub block: GatedBlock,
+    /// The sparse kernel computing `spec.input → spec.output` (in place): f32, or int8 when the
+    /// block's convs are QDQ.
+    pub block: AnyGatedBlock,
 }
 
 /// A MultiPool module of the model, matched and built as a sparse [`MultiPool`].
@@ -146,14 +151,19 @@ pub(super) fn grid(shapes: Shapes, name: &str) -> Result<(usize, usize, usize), 
     }
 }
 
-fn extract_gated(g: &OnnxIndex, shapes: Shapes, spec: &GatedBlockSpec, info: &ModelInfo) -> Result<GatedBlock, String> {
-    let expand = g.conv(&spec.branch, "expand conv (producing the branch)")?;
+fn extract_gated(
+    g: &OnnxIndex,
+    shapes: Shapes,
+    spec: &GatedBlockSpec,
+    info: &ModelInfo,
+) -> Result<AnyGatedBlock, String> {
+    let expand = g.conv(g.skip_qdq(&spec.branch), "expand conv (producing the branch)")?;
     expand.check_pointwise("expand conv")?;
     if let Some(name) = &spec.multipool {
         let pool = info.multipools.iter().find(|m| &m.name == name).ok_or_else(|| format!("no MultiPool `{name}`"))?;
         return extract_gated_multipool(g, shapes, spec, &expand, pool);
     }
-    let spatial_out = g.through_relu(expand.input(), "between the spatial and expand convs")?;
+    let spatial_out = g.through_relu(g.skip_qdq(expand.input()), "between the spatial and expand convs")?;
     let spatial = g.conv(spatial_out, "spatial conv")?;
     let (kernel, dilation) = spatial.check_spatial(&format!("{}×{} conv", spatial.dims[2], spatial.dims[3]))?;
     let (reduce, gate) = reduce_and_gate(g, spec, spatial.input(), "between the reduce and spatial convs")?;
@@ -172,6 +182,25 @@ fn extract_gated(g: &OnnxIndex, shapes: Shapes, spec: &GatedBlockSpec, info: &Mo
     if channels != c {
         return Err(format!("the block input has {channels} channels, its convs {c}"));
     }
+    if let Some(q) = quantized(g, spec, &[&reduce, &spatial, &expand])? {
+        let [rq, sq, eq] = [&reduce, &spatial, &expand].map(|c| c.quant.as_ref().expect("checked"));
+        let reduce_out = q.params(spatial.input())?;
+        let spatial_out = q.params(expand.input())?;
+        let (spatial_bias, expand_bias) =
+            (q.conv_bias(&spatial, sq, reduce_out)?, q.conv_bias(&expand, eq, spatial_out)?);
+        let weights = QGatedBlockWeights {
+            channels: c,
+            mid,
+            kernel,
+            dilation,
+            gate_weights: &gate.weights,
+            gate_bias: &gate.bias,
+            reduce: q.conv(&reduce, rq, reduce_out, &q.reduce_bias)?,
+            spatial: q.conv(&spatial, sq, spatial_out, &spatial_bias)?,
+            expand: q.conv(&expand, eq, q.branch, &expand_bias)?,
+        };
+        return GatedBlockI8::new(&weights, (h, w)).map(AnyGatedBlock::I8).map_err(|e| e.to_string());
+    }
     let weights = GatedBlockWeights {
         channels: c,
         mid,
@@ -186,7 +215,93 @@ fn extract_gated(g: &OnnxIndex, shapes: Shapes, spec: &GatedBlockSpec, info: &Mo
         expand_weights: &expand.weights,
         expand_bias: &expand.bias,
     };
-    GatedBlock::new(&weights, (h, w)).map_err(|e| e.to_string())
+    GatedBlock::new(&weights, (h, w)).map(AnyGatedBlock::F32).map_err(|e| e.to_string())
+}
+
+/// The quantization of a QDQ gated block: the index, the reduce conv's input and the branch
+/// output's Q/DQ parameters, and the reduce bias in the kernel's units.
+struct QuantBlock<'g, 'a> {
+    g: &'g OnnxIndex<'a>,
+    input: QParams,
+    branch: QParams,
+    reduce_bias: Vec<i32>,
+}
+
+/// `None` when none of `convs` is a QDQ conv; the block's quantization when all are; an error
+/// for a mix, or when a tensor between them lacks its Q/DQ pair.
+fn quantized<'g, 'a>(
+    g: &'g OnnxIndex<'a>,
+    spec: &GatedBlockSpec,
+    convs: &[&ConvNode],
+) -> Result<Option<QuantBlock<'g, 'a>>, String> {
+    let count = convs.iter().filter(|c| c.quant.is_some()).count();
+    if count == 0 {
+        return Ok(None);
+    }
+    if count != convs.len() {
+        return Err(format!("gated block `{}` mixes QDQ and float convs", spec.name));
+    }
+    let reduce = convs[0];
+    let mut q = QuantBlock {
+        g,
+        input: QParams { scale: 1.0, zero_point: 0 },
+        branch: QParams { scale: 1.0, zero_point: 0 },
+        reduce_bias: vec![],
+    };
+    q.input = q.params(reduce.input())?;
+    q.branch = q.params(&spec.branch)?;
+    q.reduce_bias = q.conv_bias(reduce, reduce.quant.as_ref().expect("checked"), q.input)?;
+    Ok(Some(q))
+}
+
+impl QuantBlock<'_, '_> {
+    /// The Q/DQ parameters of `tensor`, which must be a Q/DQ pair's output.
+    fn params(&self, tensor: &str) -> Result<QParams, String> {
+        match self.g.qdq(tensor)? {
+            Some((_, p)) => QParams::new(p.scale, p.zero_point).map_err(|e| e.to_string()),
+            None => Err(format!(
+                "tensor `{tensor}` between QDQ convs is not quantized (no QuantizeLinear/DequantizeLinear pair)"
+            )),
+        }
+    }
+
+    /// A QDQ conv's bias in units of `input.scale · weight scale` (the stored int32 bias,
+    /// rescaled when its own scales differ from that product).
+    fn conv_bias(&self, conv: &ConvNode, q: &super::index::ConvQuant, input: QParams) -> Result<Vec<i32>, String> {
+        if q.bias.is_empty() {
+            return Ok(vec![]);
+        }
+        q.bias
+            .iter()
+            .zip(&q.bias_scales)
+            .zip(&q.scales)
+            .map(|((&b, &bs), &ws)| {
+                let unit = input.scale * ws;
+                let v = (b as f64 * bs as f64 / unit as f64).round();
+                if (bs - unit).abs() <= 1e-4 * unit {
+                    Ok(b)
+                } else if v.abs() < i32::MAX as f64 {
+                    Ok(v as i32)
+                } else {
+                    Err(format!(
+                        "the bias of `{}` does not fit int32 in units of its input and weight scales",
+                        conv.node.name
+                    ))
+                }
+            })
+            .collect()
+    }
+
+    /// The kernel's view of one QDQ conv.
+    fn conv<'c>(
+        &self,
+        conv: &'c ConvNode,
+        q: &'c super::index::ConvQuant,
+        output: QParams,
+        bias: &'c [i32],
+    ) -> Result<QConvWeights<'c>, String> {
+        Ok(QConvWeights { weights: &q.weights, scales: &q.scales, bias, input: self.params(conv.input())?, output })
+    }
 }
 
 /// The reduce conv (1×1, reading the block input, followed by Relu producing `reduce_out`) and
@@ -197,10 +312,10 @@ fn reduce_and_gate<'a>(
     reduce_out: &str,
     relu_role: &str,
 ) -> Result<(ConvNode<'a>, ConvNode<'a>), String> {
-    let reduce_in = g.through_relu(reduce_out, relu_role)?;
+    let reduce_in = g.through_relu(g.skip_qdq(reduce_out), relu_role)?;
     let reduce = g.conv(reduce_in, "reduce conv")?;
     reduce.check_pointwise("reduce conv")?;
-    if reduce.input() != spec.input {
+    if reduce.input() != spec.input && g.skip_qdq(reduce.input()) != spec.input {
         return Err(format!(
             "the reduce conv `{}` reads `{}`, not the block input `{}`",
             reduce.node.name,
@@ -229,8 +344,8 @@ fn extract_gated_multipool(
     spec: &GatedBlockSpec,
     expand: &ConvNode,
     pool: &MultiPoolSpec,
-) -> Result<GatedBlock, String> {
-    if expand.input() != pool.output {
+) -> Result<AnyGatedBlock, String> {
+    if g.skip_qdq(expand.input()) != pool.output {
         return Err(format!(
             "the expand conv `{}` reads `{}`, not the output `{}` of its MultiPool `{}`",
             expand.node.name,
@@ -249,6 +364,52 @@ fn extract_gated_multipool(
     let (channels, h, w) = grid(shapes, &spec.input)?;
     if channels != c {
         return Err(format!("the block input has {channels} channels, its convs {c}"));
+    }
+    let mut all: Vec<&ConvNode> = vec![&reduce, expand];
+    all.extend(convs.iter().flatten().map(|(conv, _)| conv));
+    if let Some(q) = quantized(g, spec, &all)? {
+        // Every branch reads and writes the reduce output's quantization, which the expand conv
+        // reads (the contract's rule for a quantized MultiPool).
+        let shared = q.params(&pool.input)?;
+        let mut biases = Vec::with_capacity(convs.len());
+        for b in &convs {
+            biases.push(match b {
+                None => vec![],
+                Some((conv, _)) => q.conv_bias(conv, conv.quant.as_ref().expect("checked"), shared)?,
+            });
+        }
+        let mut branches = Vec::with_capacity(convs.len());
+        for ((b, bias), (&d, t)) in convs.iter().zip(&biases).zip(pool.dilations.iter().zip(&pool.branches)) {
+            branches.push(match b {
+                None => QBranchWeights { dilation: 0, conv: None, relu: false },
+                Some((conv, relu)) => QBranchWeights {
+                    dilation: d as usize,
+                    conv: Some(q.conv(conv, conv.quant.as_ref().expect("checked"), q.params(t)?, bias)?),
+                    relu: *relu,
+                },
+            });
+        }
+        let (rq, eq) = (reduce.quant.as_ref().expect("checked"), expand.quant.as_ref().expect("checked"));
+        let expand_bias = q.conv_bias(expand, eq, q.params(expand.input())?)?;
+        let weights = QGatedBlockWeights {
+            channels: c,
+            mid,
+            kernel: 3,
+            dilation: 1,
+            gate_weights: &gate.weights,
+            gate_bias: &gate.bias,
+            reduce: q.conv(&reduce, rq, shared, &q.reduce_bias)?,
+            spatial: q.conv(&reduce, rq, shared, &q.reduce_bias)?,
+            expand: q.conv(expand, eq, q.branch, &expand_bias)?,
+        };
+        let pool_weights = QMultiPoolWeights {
+            selector_weights: &selector.weights,
+            selector_bias: &selector.bias,
+            branches: &branches,
+        };
+        return GatedBlockI8::with_multipool(&weights, &pool_weights, (h, w))
+            .map(AnyGatedBlock::I8)
+            .map_err(|e| e.to_string());
     }
     let branches: Vec<BranchWeights> = convs
         .iter()
@@ -278,7 +439,7 @@ fn extract_gated_multipool(
     };
     let pool_weights =
         MultiPoolWeights { selector_weights: &selector.weights, selector_bias: &selector.bias, branches: &branches };
-    GatedBlock::with_multipool(&weights, &pool_weights, (h, w)).map_err(|e| e.to_string())
+    GatedBlock::with_multipool(&weights, &pool_weights, (h, w)).map(AnyGatedBlock::F32).map_err(|e| e.to_string())
 }
 
 /// A MultiPool's selector conv and, per branch, `None` for a copy or its 3×3 conv with whether a
@@ -312,8 +473,9 @@ fn multipool_convs<'a>(
             convs.push(None);
             continue;
         }
+        let t = g.skip_qdq(t);
         let relu = g.producer(t)?.op_type == "Relu";
-        let conv_out = if relu { g.through_relu(t, "after a branch conv")? } else { t.as_str() };
+        let conv_out = if relu { g.through_relu(t, "after a branch conv")? } else { t };
         let role = format!("branch {i} conv");
         let conv = g.conv(conv_out, &role)?;
         let (k, dil) = conv.check_spatial(&role)?;

@@ -33,6 +33,28 @@ pub struct ConvNode<'a> {
     pub pads: Vec<i64>,
     /// `group` attribute (default 1).
     pub group: i64,
+    /// The int8 weights and biases of a QDQ conv (weights and bias read through
+    /// DequantizeLinear); `weights` and `bias` above then hold their dequantized values.
+    pub quant: Option<ConvQuant>,
+}
+
+/// The stored int8 form of a QDQ conv's weights (models/CONTRACT.md, "Quantized models").
+pub struct ConvQuant {
+    /// `[out, in, kh, kw]` int8, symmetric.
+    pub weights: Vec<i8>,
+    /// Per output channel.
+    pub scales: Vec<f32>,
+    /// int32 in units of `input scale · scales[o]` (empty without a bias).
+    pub bias: Vec<i32>,
+    /// The scale of each bias value (`[out]`), to check against `input scale · scales[o]`.
+    pub bias_scales: Vec<f32>,
+}
+
+/// What a `DequantizeLinear(QuantizeLinear(source))` pair does to a tensor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QdqParams {
+    pub scale: f32,
+    pub zero_point: u8,
 }
 
 fn attr<'a>(n: &'a NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
@@ -55,6 +77,31 @@ fn floats(t: &pb::TensorProto) -> Result<Vec<f32>, String> {
     }
     Ok(data)
 }
+
+/// Reads an integer initializer of ONNX type `dt` (int8 = 3, uint8 = 2, int32 = 6) as i64.
+fn ints(t: &pb::TensorProto, dt: i32) -> Result<Vec<i64>, String> {
+    if t.data_type != dt {
+        return Err(format!("initializer `{}` has ONNX data type {} (expected {dt})", t.name, t.data_type));
+    }
+    let len: usize = t.dims.iter().map(|&d| d.max(0) as usize).product();
+    let data: Vec<i64> = if !t.raw_data.is_empty() {
+        match dt {
+            3 => t.raw_data.iter().map(|&b| b as i8 as i64).collect(),
+            2 => t.raw_data.iter().map(|&b| b as i64).collect(),
+            _ => t.raw_data.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64).collect(),
+        }
+    } else {
+        t.int32_data.iter().map(|&v| v as i64).collect()
+    };
+    if data.len() != len {
+        return Err(format!("initializer `{}` holds {} values for dims {:?}", t.name, data.len(), t.dims));
+    }
+    Ok(data)
+}
+
+const INT8: i32 = 3;
+const UINT8: i32 = 2;
+const INT32: i32 = 6;
 
 impl<'a> OnnxIndex<'a> {
     /// Indexes `graph`.
@@ -103,6 +150,108 @@ impl<'a> OnnxIndex<'a> {
         n.input.first().map(String::as_str).ok_or_else(|| format!("Relu `{}` has no input", n.name))
     }
 
+    fn initializer(&self, name: &str, at: &str) -> Result<&'a pb::TensorProto, String> {
+        self.initializers.get(name).copied().ok_or_else(|| format!("{at}: `{name}` is not an initializer"))
+    }
+
+    /// A DequantizeLinear node's `(values, scales, zero points)` initializers.
+    fn dequantize_inputs(&self, dq: &'a NodeProto) -> Result<[&'a pb::TensorProto; 3], String> {
+        let at = format!("DequantizeLinear `{}`", dq.name);
+        let get = |i: usize| {
+            let name = dq.input.get(i).filter(|n| !n.is_empty()).ok_or_else(|| format!("{at} lacks input {i}"))?;
+            self.initializer(name, &at)
+        };
+        Ok([get(0)?, get(1)?, get(2)?])
+    }
+
+    /// If `tensor` is `DequantizeLinear(QuantizeLinear(source))` with one per-tensor u8 scale
+    /// and zero point on both, `(source, params)`; `None` if it is not produced that way.
+    pub fn qdq(&self, tensor: &str) -> Result<Option<(&'a str, QdqParams)>, String> {
+        let Some(dq) = self.producer.get(tensor).copied().filter(|n| n.op_type == "DequantizeLinear") else {
+            return Ok(None);
+        };
+        let q_out = dq.input.first().map(String::as_str).unwrap_or("");
+        let q = self.producer(q_out)?;
+        if q.op_type != "QuantizeLinear" {
+            return Err(format!("DequantizeLinear `{}` reads a {} (expected QuantizeLinear)", dq.name, q.op_type));
+        }
+        let params = |n: &NodeProto| -> Result<QdqParams, String> {
+            let at = format!("{} `{}`", n.op_type, n.name);
+            let name = |i: usize| n.input.get(i).map(String::as_str).unwrap_or("");
+            let scale = floats(self.initializer(name(1), &at)?)?;
+            let zp =
+                ints(self.initializer(name(2), &at)?, UINT8).map_err(|e| format!("{at}: {e} (activations are u8)"))?;
+            if scale.len() != 1 || zp.len() != 1 {
+                return Err(format!("{at} is not per-tensor ({} scales)", scale.len()));
+            }
+            if !(scale[0].is_finite() && scale[0] > 0.0) {
+                return Err(format!("{at} has scale {}", scale[0]));
+            }
+            Ok(QdqParams { scale: scale[0], zero_point: zp[0] as u8 })
+        };
+        let (pq, pdq) = (params(q)?, params(dq)?);
+        if pq != pdq {
+            return Err(format!(
+                "QuantizeLinear `{}` and DequantizeLinear `{}` differ: {pq:?} vs {pdq:?}",
+                q.name, dq.name
+            ));
+        }
+        let source = q.input.first().map(String::as_str).unwrap_or("");
+        Ok(Some((source, pq)))
+    }
+
+    /// `tensor`, or its source when it is a Q/DQ pair's output.
+    pub fn skip_qdq(&self, tensor: &'a str) -> &'a str {
+        match self.qdq(tensor) {
+            Ok(Some((source, _))) => source,
+            _ => tensor,
+        }
+    }
+
+    /// A QDQ conv's int8 weights and int32 bias, read through their DequantizeLinear nodes.
+    fn conv_quant(&self, node: &'a NodeProto, at: &str) -> Result<(ConvQuant, Vec<i64>), String> {
+        let w_dq = self.producer(&node.input[1])?;
+        let [w, w_scale, w_zp] = self.dequantize_inputs(w_dq)?;
+        let weights: Vec<i8> =
+            ints(w, INT8).map_err(|e| format!("{at} weights: {e}"))?.into_iter().map(|v| v as i8).collect();
+        let out = w.dims.first().copied().unwrap_or(0).max(0) as usize;
+        let scales = floats(w_scale)?;
+        let zps = ints(w_zp, INT8).map_err(|e| format!("{at} weight zero points: {e}"))?;
+        if scales.len() != out || zps.iter().any(|&z| z != 0) {
+            return Err(format!(
+                "{at} weights must be per-output-channel symmetric ({} scales for {out} channels)",
+                scales.len()
+            ));
+        }
+        let axis = attr(w_dq, "axis").map_or(1, |a| a.i);
+        if out > 1 && axis != 0 {
+            return Err(format!("{at} weight DequantizeLinear has axis {axis} (expected 0)"));
+        }
+        let (bias, bias_scales) = match node.input.get(2).filter(|b| !b.is_empty()) {
+            None => (vec![], vec![]),
+            Some(b) => {
+                let b_dq = self.producer(b)?;
+                if b_dq.op_type != "DequantizeLinear" {
+                    return Err(format!(
+                        "{at} bias is a {} (a QDQ conv's bias is DequantizeLinear of int32)",
+                        b_dq.op_type
+                    ));
+                }
+                let [bq, bs, bz] = self.dequantize_inputs(b_dq)?;
+                let bias: Vec<i32> =
+                    ints(bq, INT32).map_err(|e| format!("{at} bias: {e}"))?.into_iter().map(|v| v as i32).collect();
+                let zero = ints(bz, INT32).map_err(|e| format!("{at} bias zero points: {e}"))?;
+                let bs = floats(bs)?;
+                if bias.len() != out || bs.len() != out || zero.iter().any(|&z| z != 0) {
+                    return Err(format!("{at} bias must be {out} int32 values with {out} scales and zero points 0"));
+                }
+                (bias, bs)
+            }
+        };
+        let dims = w.dims.clone();
+        Ok((ConvQuant { weights, scales, bias, bias_scales }, dims))
+    }
+
     /// The Conv producing `tensor`; `role` names it in errors ("reduce conv", …).
     pub fn conv(&self, tensor: &str, role: &str) -> Result<ConvNode<'a>, String> {
         let node = self.producer(tensor)?;
@@ -111,25 +260,39 @@ impl<'a> OnnxIndex<'a> {
         }
         let at = format!("{role} `{}`", node.name);
         let w_name = node.input.get(1).ok_or_else(|| format!("{at} has no weight input"))?;
-        let w = self
-            .initializers
-            .get(w_name.as_str())
-            .ok_or_else(|| format!("{at} weights `{w_name}` are not an initializer"))?;
-        if w.dims.len() != 4 || w.dims.iter().any(|&d| d <= 0) {
-            return Err(format!("{at} weights have dims {:?} (expected 4 positive dims)", w.dims));
-        }
-        let dims = [w.dims[0] as usize, w.dims[1] as usize, w.dims[2] as usize, w.dims[3] as usize];
-        let weights = floats(w)?;
-        let bias = match node.input.get(2).filter(|b| !b.is_empty()) {
-            None => vec![0.0; dims[0]],
-            Some(b) => {
-                let t = self
-                    .initializers
-                    .get(b.as_str())
-                    .ok_or_else(|| format!("{at} bias `{b}` is not an initializer"))?;
-                floats(t)?
-            }
+        let quantized = self.producer.get(w_name.as_str()).is_some_and(|n| n.op_type == "DequantizeLinear");
+        let (w_dims, weights, bias, quant) = if quantized {
+            let (q, w_dims) = self.conv_quant(node, &at)?;
+            let taps = q.weights.len() / q.scales.len().max(1);
+            let weights = q.weights.iter().enumerate().map(|(i, &v)| v as f32 * q.scales[i / taps.max(1)]).collect();
+            let bias = if q.bias.is_empty() {
+                vec![0.0; q.scales.len()]
+            } else {
+                q.bias.iter().zip(&q.bias_scales).map(|(&b, &s)| b as f32 * s).collect()
+            };
+            (w_dims, weights, bias, Some(q))
+        } else {
+            let w = self
+                .initializers
+                .get(w_name.as_str())
+                .ok_or_else(|| format!("{at} weights `{w_name}` are not an initializer"))?;
+            let out = w.dims.first().copied().unwrap_or(0).max(0) as usize;
+            let bias = match node.input.get(2).filter(|b| !b.is_empty()) {
+                None => vec![0.0; out],
+                Some(b) => {
+                    let t = self
+                        .initializers
+                        .get(b.as_str())
+                        .ok_or_else(|| format!("{at} bias `{b}` is not an initializer"))?;
+                    floats(t)?
+                }
+            };
+            (w.dims.clone(), floats(w)?, bias, None)
         };
+        if w_dims.len() != 4 || w_dims.iter().any(|&d| d <= 0) {
+            return Err(format!("{at} weights have dims {w_dims:?} (expected 4 positive dims)"));
+        }
+        let dims = [w_dims[0] as usize, w_dims[1] as usize, w_dims[2] as usize, w_dims[3] as usize];
         if bias.len() != dims[0] {
             return Err(format!("{at} has {} bias values for {} output channels", bias.len(), dims[0]));
         }
@@ -154,6 +317,7 @@ impl<'a> OnnxIndex<'a> {
             dilations: ints("dilations", vec![1, 1]),
             pads: ints("pads", vec![0; 4]),
             group: attr(node, "group").map_or(1, |a| a.i),
+            quant,
         })
     }
 }

@@ -7,13 +7,16 @@
 //!   session's rayon pool by pixel tiles.
 //! - [`cuda`]: the GPU backend's seam; today (no backend yet) a stub that answers every
 //!   request with [`crate::PagError::DeviceUnavailable`].
-//! - A new numeric family (e.g. `cpu_i8`) gets a sibling folder implementing the same traits.
+//! - [`cpu_i8`]: int8 on the CPU for QDQ models: tract-linalg's int8 kernels (VNNI, AMX, SDOT,
+//!   …) behind the same traits; f32 block inputs and outputs, f32 gates.
+//! - A new numeric family gets a sibling folder implementing the same traits.
 //!
 //! The traits below are the whole interface between policy and arithmetic: the policy decides
 //! *which pixels* (as [`ActiveSet`]s), the kernel computes *there* and nowhere else.
 use crate::pag::ActiveSet;
 
 pub mod cpu_f32;
+pub mod cpu_i8;
 pub mod cuda;
 
 /// The arithmetic of one gated residual block `O = I + G ⊙ F(I)` with
@@ -78,4 +81,85 @@ pub trait MultiPoolKernel {
         output: &mut Self::Act,
         s: &mut Self::Scratch,
     );
+}
+
+/// A gated block's kernel in whichever numeric family the model's block is stored in: f32, or
+/// int8 for a block of QDQ convs.
+#[derive(Debug, Clone)]
+pub enum AnyGatedBlock {
+    F32(cpu_f32::GatedBlock),
+    I8(cpu_i8::GatedBlockI8),
+}
+
+/// Working memory for an [`AnyGatedBlock`].
+#[derive(Debug, Default)]
+pub struct AnyGatedScratch {
+    f32: cpu_f32::GatedBlockScratch,
+    i8: cpu_i8::GatedBlockI8Scratch,
+    last_i8: bool,
+}
+
+impl AnyGatedScratch {
+    /// The active set of the last run (empty before the first).
+    pub fn active(&self) -> &ActiveSet {
+        if self.last_i8 {
+            self.i8.active()
+        } else {
+            self.f32.active()
+        }
+    }
+
+    /// Bytes currently reserved.
+    pub fn allocated_bytes(&self) -> usize {
+        self.f32.allocated_bytes() + self.i8.allocated_bytes()
+    }
+}
+
+impl AnyGatedBlock {
+    /// `"f32"` or `"int8"`.
+    pub fn precision(&self) -> &'static str {
+        match self {
+            AnyGatedBlock::F32(_) => "f32",
+            AnyGatedBlock::I8(_) => "int8",
+        }
+    }
+    /// Sizes and branches.
+    pub fn block_shape(&self) -> &crate::pag::gated_block::BlockShape {
+        match self {
+            AnyGatedBlock::F32(b) => b.block_shape(),
+            AnyGatedBlock::I8(b) => b.block_shape(),
+        }
+    }
+    /// Grid `(h, w)`.
+    pub fn size(&self) -> (usize, usize) {
+        let s = self.block_shape();
+        (s.height, s.width)
+    }
+    /// Block channels `C`.
+    pub fn channels(&self) -> usize {
+        self.block_shape().channels
+    }
+    /// Bottleneck channels.
+    pub fn mid(&self) -> usize {
+        self.block_shape().mid
+    }
+
+    /// Runs the block in place (see [`cpu_f32::GatedBlock::run_in_place`]).
+    pub fn run_in_place(
+        &self,
+        x: &mut [f32],
+        mode: crate::mode::ComputeMode,
+        s: &mut AnyGatedScratch,
+    ) -> crate::Result<crate::pag::BlockStats> {
+        match self {
+            AnyGatedBlock::F32(b) => {
+                s.last_i8 = false;
+                b.run_in_place(x, mode, &mut s.f32)
+            }
+            AnyGatedBlock::I8(b) => {
+                s.last_i8 = true;
+                b.run_in_place(x, mode, &mut s.i8)
+            }
+        }
+    }
 }

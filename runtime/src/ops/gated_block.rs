@@ -3,7 +3,7 @@
 use tract_onnx::tract_core::internal::*;
 
 use super::{same_as_input, OutputSlot, PagKernelOp};
-use crate::kernels::cpu_f32::{GatedBlock, GatedBlockScratch};
+use crate::kernels::{AnyGatedBlock, AnyGatedScratch};
 use crate::mode::mode_from_rho;
 use crate::pag::BlockStats;
 
@@ -12,15 +12,15 @@ use crate::pag::BlockStats;
 pub struct GatedBlockOp {
     /// The block's name in the model metadata.
     pub name: String,
-    /// The kernel.
-    pub block: GatedBlock,
+    /// The kernel (f32, or int8 for a block of QDQ convs).
+    pub block: AnyGatedBlock,
 }
 
 /// Per-session working memory of a [`GatedBlockOp`], with what its last run did (read by
 /// [`crate::Session::telemetry`]).
 #[derive(Debug, Default)]
 pub struct GatedBlockState {
-    pub(crate) scratch: GatedBlockScratch,
+    pub(crate) scratch: AnyGatedScratch,
     /// Stats of the last run; `None` before the first.
     pub(crate) stats: Option<BlockStats>,
 }
@@ -33,7 +33,8 @@ impl PagKernelOp for GatedBlockOp {
         let (h, w) = self.block.size();
         let p = self.block.block_shape().branches.len();
         let pool = if p > 1 { format!(" MultiPool({p})") } else { String::new() };
-        format!("{} C={} mid={}{pool} {h}×{w}", self.name, self.block.channels(), self.block.mid())
+        let precision = self.block.precision();
+        format!("{} C={} mid={}{pool} {h}×{w} {precision}", self.name, self.block.channels(), self.block.mid())
     }
 
     fn output_fact(&self, inputs: &[&TypedFact]) -> TractResult<TypedFact> {

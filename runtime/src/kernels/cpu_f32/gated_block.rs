@@ -508,13 +508,7 @@ impl GatedBlockKernel for GatedBlock {
     }
 
     fn gate_scores(&self, x: &[f32], scores: &mut [f32], _s: &mut KernelScratch) {
-        // One output channel: a plain multiply-add over the input planes (a GEMM with one row
-        // would waste most of its tile).
-        let n = scores.len();
-        scores.fill(self.gate_bias);
-        for (plane, &wc) in x.chunks_exact(n).zip(&self.gate_weights) {
-            scores.iter_mut().zip(plane).for_each(|(s, &v)| *s += wc * v);
-        }
+        gate_scores(x, &self.gate_weights, self.gate_bias, scores);
     }
 
     fn reduce(&self, x: &[f32], pixels: &ActiveSet, s: &mut KernelScratch) {
@@ -540,16 +534,36 @@ impl GatedBlockKernel for GatedBlock {
     }
 
     fn save(&self, x: &[f32], pixels: &[u32], s: &mut KernelScratch) {
-        let (n, k) = (self.shape.pixels(), pixels.len());
-        for (saved, plane) in s.saved.chunks_exact_mut(k.max(1)).zip(x.chunks_exact(n)) {
-            saved.iter_mut().zip(pixels).for_each(|(v, &p)| *v = plane[p as usize]);
-        }
+        save_pixels(x, self.shape.pixels(), pixels, &mut s.saved);
     }
 
     fn restore(&self, x: &mut [f32], pixels: &[u32], s: &mut KernelScratch) {
-        let (n, k) = (self.shape.pixels(), pixels.len());
-        for (saved, plane) in s.saved.chunks_exact(k.max(1)).zip(x.chunks_exact_mut(n)) {
-            saved.iter().zip(pixels).for_each(|(&v, &p)| plane[p as usize] = v);
-        }
+        restore_pixels(x, self.shape.pixels(), pixels, &s.saved);
+    }
+}
+
+/// A gate's logits: one output channel, a plain multiply-add over the input planes (a GEMM
+/// with one row would waste most of its tile). Shared by every CPU family (the gate stays f32).
+pub fn gate_scores(x: &[f32], weights: &[f32], bias: f32, scores: &mut [f32]) {
+    let n = scores.len();
+    scores.fill(bias);
+    for (plane, &wc) in x.chunks_exact(n).zip(weights) {
+        scores.iter_mut().zip(plane).for_each(|(s, &v)| *s += wc * v);
+    }
+}
+
+/// Copies the planar `x` (planes of `n`) at `pixels` into `saved` (`C × pixels`).
+pub fn save_pixels(x: &[f32], n: usize, pixels: &[u32], saved: &mut [f32]) {
+    let k = pixels.len();
+    for (saved, plane) in saved.chunks_exact_mut(k.max(1)).zip(x.chunks_exact(n)) {
+        saved.iter_mut().zip(pixels).for_each(|(v, &p)| *v = plane[p as usize]);
+    }
+}
+
+/// Writes back what [`save_pixels`] kept, bit for bit.
+pub fn restore_pixels(x: &mut [f32], n: usize, pixels: &[u32], saved: &[f32]) {
+    let k = pixels.len();
+    for (saved, plane) in saved.chunks_exact(k.max(1)).zip(x.chunks_exact_mut(n)) {
+        saved.iter().zip(pixels).for_each(|(&v, &p)| plane[p as usize] = v);
     }
 }

@@ -32,14 +32,17 @@ mod im2col;
 pub mod isa;
 mod l2norm;
 mod multipool;
-mod parallel;
+pub(crate) mod parallel;
 mod reference;
 mod resize;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use conv::{ConvScratch, PerforatedConv};
-pub use gated_block::{BranchWeights, GatedBlock, GatedBlockScratch, GatedBlockWeights, MultiPoolWeights};
+pub use gated_block::{
+    gate_scores, restore_pixels, save_pixels, BranchWeights, GatedBlock, GatedBlockScratch, GatedBlockWeights,
+    MultiPoolWeights,
+};
 pub use isa::CpuIsa;
 pub use l2norm::l2_normalize_channels;
 pub use multipool::{MultiPool, MultiPoolBranch, MultiPoolScratch};

@@ -1,0 +1,242 @@
+//! The element-wise loops of the int8 kernels (quantize, requantize into K4 quads, gather quads,
+//! dequantize-and-add), one build per instruction set of [`CpuIsa`] so that they vectorise: the
+//! baseline x86-64 target has neither AVX nor a rounding instruction. Every build computes the
+//! same bits as [`super::QParams::quantize`] and [`super::QConv::requantize`] (tested).
+use super::quant::round_half_even;
+use crate::kernels::cpu_f32::CpuIsa;
+
+/// Where [`I8Simd::requantize_quads`] writes pixel `j`: at `base + j`, or at `pixels[j]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Columns<'a> {
+    From(usize),
+    At(&'a [u32]),
+}
+
+/// One instruction set's element-wise int8 loops.
+#[derive(Debug)]
+pub(crate) struct I8Simd {
+    /// `dst[i] = quantize(src[i])` with `(scale, zero_point)`.
+    pub quantize: unsafe fn(&[f32], f32, f32, &mut [u8]),
+    /// `c` planar rows of `t` u8 (`src`) as K4 quads: `dst[q · ld + j]` holds rows `4q..4q + 4`
+    /// of column `j` (rows past `c` zero): `(src, c, t, dst, ld)`.
+    pub interleave: unsafe fn(&[u8], usize, usize, &mut [u32], usize),
+    /// Channel-major accumulators (`offset.len()` rows of `t`) requantized (`lo` = the zero
+    /// point after a ReLU, else 0) into K4 quads: channel `o` of pixel `j` is byte `o % 4` of
+    /// `dst[(o / 4) · ld + column(j)]` (channels past the last up to a multiple of 4 zero):
+    /// `(acc, t, offset, multiplier, zero_point, lo, dst, ld, columns)`.
+    #[allow(clippy::type_complexity)]
+    pub requantize_quads: unsafe fn(&[i32], usize, &[i32], &[f32], f32, f32, &mut [u32], usize, Columns<'_>),
+    /// `dst[i] = src[base + index[i]]`: `(src, base, index, dst)`; every `base + index[i]` must
+    /// be within `src` (unchecked).
+    pub gather: unsafe fn(&[u32], usize, &[u32], &mut [u32]),
+    /// One channel's accumulators requantized, dequantized and added to `dst`:
+    /// `(acc, offset, multiplier, zero_point, scale, dst)`.
+    pub requantize_add: unsafe fn(&[i32], i32, f32, f32, f32, &mut [f32]),
+}
+
+#[inline(always)]
+fn to_u8(q: f32, lo: f32) -> u8 {
+    let q = q.max(lo).min(255.0);
+    // SAFETY: q is finite (max ignores NaN) and in lo..=255.
+    unsafe { q.to_int_unchecked::<i32>() as u8 }
+}
+
+#[inline(always)]
+fn quantize_body(src: &[f32], scale: f32, zp: f32, dst: &mut [u8]) {
+    for (d, &x) in dst.iter_mut().zip(src) {
+        *d = to_u8(round_half_even(x / scale) + zp, 0.0);
+    }
+}
+
+#[inline(always)]
+fn interleave_body(src: &[u8], c: usize, t: usize, dst: &mut [u32], ld: usize) {
+    let zeros: &[u8] = &[];
+    for q in 0..c.div_ceil(4) {
+        let row = |r: usize| if 4 * q + r < c { &src[(4 * q + r) * t..][..t] } else { zeros };
+        let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
+        let out = &mut dst[q * ld..][..t];
+        if r3.len() == t {
+            for ((((d, &a), &b), &c), &e) in out.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
+                *d = u32::from_le_bytes([a, b, c, e]);
+            }
+        } else {
+            for (j, d) in out.iter_mut().enumerate() {
+                let get = |r: &[u8]| r.get(j).copied().unwrap_or(0);
+                *d = u32::from_le_bytes([get(r0), get(r1), get(r2), get(r3)]);
+            }
+        }
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn requantize_quads_body(
+    acc: &[i32],
+    t: usize,
+    offset: &[i32],
+    mult: &[f32],
+    zp: f32,
+    lo: f32,
+    dst: &mut [u32],
+    ld: usize,
+    columns: Columns<'_>,
+) {
+    const CHUNK: usize = 64;
+    let m = offset.len();
+    let mut rows = [[0u8; CHUNK]; 4];
+    for q in 0..m.div_ceil(4) {
+        for j0 in (0..t).step_by(CHUNK) {
+            let len = CHUNK.min(t - j0);
+            for (r, row) in rows.iter_mut().enumerate() {
+                let o = 4 * q + r;
+                if o >= m {
+                    row.fill(0);
+                    continue;
+                }
+                let (off, mu) = (offset[o], mult[o]);
+                for (d, &a) in row[..len].iter_mut().zip(&acc[o * t + j0..][..len]) {
+                    *d = to_u8(round_half_even((a + off) as f32 * mu) + zp, lo);
+                }
+            }
+            let [r0, r1, r2, r3] = &rows;
+            match columns {
+                Columns::From(base) => {
+                    let out = &mut dst[q * ld + base + j0..][..len];
+                    for (j, d) in out.iter_mut().enumerate() {
+                        *d = u32::from_le_bytes([r0[j], r1[j], r2[j], r3[j]]);
+                    }
+                }
+                Columns::At(pixels) => {
+                    for (j, &p) in pixels[j0..j0 + len].iter().enumerate() {
+                        dst[q * ld + p as usize] = u32::from_le_bytes([r0[j], r1[j], r2[j], r3[j]]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn gather_body(src: &[u32], base: usize, index: &[u32], dst: &mut [u32]) {
+    let src = &src[base..];
+    let mut j = 0;
+    while j < dst.len().min(index.len()) {
+        // Runs of consecutive indices (a tile along an image row) are plain copies.
+        let start = index[j] as usize;
+        let mut len = 1;
+        while j + len < dst.len().min(index.len()) && index[j + len] as usize == start + len {
+            len += 1;
+        }
+        if len >= 8 {
+            dst[j..j + len].copy_from_slice(&src[start..start + len]);
+        } else {
+            for (d, &i) in dst[j..j + len].iter_mut().zip(&index[j..j + len]) {
+                // SAFETY: the caller guarantees every index is within `src[base..]`.
+                *d = unsafe { *src.get_unchecked(i as usize) };
+            }
+        }
+        j += len;
+    }
+}
+
+#[inline(always)]
+fn requantize_add_body(acc: &[i32], offset: i32, mult: f32, zp: f32, scale: f32, dst: &mut [f32]) {
+    for (d, &a) in dst.iter_mut().zip(acc) {
+        let q = (round_half_even((a + offset) as f32 * mult) + zp).max(0.0).min(255.0);
+        *d += (q - zp) * scale;
+    }
+}
+
+/// One table of the bodies above, compiled with the target features listed (none: portable).
+macro_rules! build {
+    ($name:ident $(, $feature:literal)*) => {
+        #[allow(non_snake_case)]
+        mod $name {
+            use super::*;
+            #[cfg_attr(target_arch = "x86_64", target_feature($(enable = $feature),*))]
+            pub(super) unsafe fn quantize(src: &[f32], scale: f32, zp: f32, dst: &mut [u8]) {
+                quantize_body(src, scale, zp, dst)
+            }
+            #[cfg_attr(target_arch = "x86_64", target_feature($(enable = $feature),*))]
+            pub(super) unsafe fn interleave(src: &[u8], c: usize, t: usize, dst: &mut [u32], ld: usize) {
+                interleave_body(src, c, t, dst, ld)
+            }
+            #[cfg_attr(target_arch = "x86_64", target_feature($(enable = $feature),*))]
+            #[allow(clippy::too_many_arguments)]
+            pub(super) unsafe fn requantize_quads(
+                acc: &[i32],
+                t: usize,
+                offset: &[i32],
+                mult: &[f32],
+                zp: f32,
+                lo: f32,
+                dst: &mut [u32],
+                ld: usize,
+                columns: Columns<'_>,
+            ) {
+                requantize_quads_body(acc, t, offset, mult, zp, lo, dst, ld, columns)
+            }
+            #[cfg_attr(target_arch = "x86_64", target_feature($(enable = $feature),*))]
+            pub(super) unsafe fn gather(src: &[u32], base: usize, index: &[u32], dst: &mut [u32]) {
+                gather_body(src, base, index, dst)
+            }
+            #[cfg_attr(target_arch = "x86_64", target_feature($(enable = $feature),*))]
+            pub(super) unsafe fn requantize_add(acc: &[i32], offset: i32, mult: f32, zp: f32, scale: f32, dst: &mut [f32]) {
+                requantize_add_body(acc, offset, mult, zp, scale, dst)
+            }
+        }
+    };
+}
+
+macro_rules! table {
+    ($name:ident) => {
+        I8Simd {
+            quantize: $name::quantize,
+            interleave: $name::interleave,
+            requantize_quads: $name::requantize_quads,
+            gather: $name::gather,
+            requantize_add: $name::requantize_add,
+        }
+    };
+}
+
+build!(PORTABLE, "sse2");
+#[cfg(target_arch = "x86_64")]
+build!(AVX2, "avx2", "fma");
+#[cfg(target_arch = "x86_64")]
+build!(AVX512, "avx512f", "avx512bw", "avx512vl", "avx2", "fma");
+
+static PORTABLE_TABLE: I8Simd = table!(PORTABLE);
+#[cfg(target_arch = "x86_64")]
+static AVX2_TABLE: I8Simd = table!(AVX2);
+#[cfg(target_arch = "x86_64")]
+static AVX512_TABLE: I8Simd = I8Simd { gather: gather_avx512, ..table!(AVX512) };
+
+/// [`I8Simd::gather`] with `vpgatherdd`, 16 quads at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gather_avx512(src: &[u32], base: usize, index: &[u32], dst: &mut [u32]) {
+    use std::arch::x86_64::*;
+    let n = dst.len().min(index.len());
+    let from = src.as_ptr().add(base) as *const i32;
+    let mut j = 0;
+    while j < n {
+        let lanes = (n - j).min(16);
+        let mask: __mmask16 = if lanes == 16 { 0xFFFF } else { (1u16 << lanes) - 1 };
+        let vindex = _mm512_maskz_loadu_epi32(mask, index.as_ptr().add(j) as *const i32);
+        let v = _mm512_mask_i32gather_epi32::<4>(_mm512_setzero_si512(), mask, vindex, from);
+        _mm512_mask_storeu_epi32(dst.as_mut_ptr().add(j) as *mut i32, mask, v);
+        j += 16;
+    }
+}
+
+/// The element-wise loops built for `isa` (same name; the portable build for any other).
+pub(crate) fn for_isa(isa: &CpuIsa) -> &'static I8Simd {
+    match isa.name {
+        #[cfg(target_arch = "x86_64")]
+        "avx2" => &AVX2_TABLE,
+        #[cfg(target_arch = "x86_64")]
+        "avx512" => &AVX512_TABLE,
+        _ => &PORTABLE_TABLE,
+    }
+}
