@@ -11,7 +11,12 @@ onnxruntime's scaling from 1 thread to more. Prints the CPU model first.
 pagrt is timed twice per frame: the whole frame (`pagrt ms`: normalise the u8 image, run the
 model, argmax and layout of the outputs) and the model alone (`model ms`: the tract plan with
 pagrt's operators, what onnxruntime's bare session.run on a ready float tensor measures). Needs
-`pip install onnxruntime numpy` and a release build of `pag`."""
+`pip install onnxruntime numpy` and a release build of `pag`.
+
+With `--qdq PATH` (an int8 QDQ model from `pag calibrate`), onnxruntime also runs that model in
+the same rounds (`ORT i8 ms`, and `i8/f32` its time over the float model's), and the script
+first reports how many of its convs onnxruntime fused into QLinearConv (from the optimised graph
+it saves)."""
 import argparse
 import json
 import os
@@ -61,6 +66,19 @@ def ort_session(model, threads):
     return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
 
+def fused_op_counts(model):
+    """Op types of onnxruntime's optimised graph of `model` (QDQ convs fuse into QLinearConv)."""
+    import tempfile
+    from collections import Counter
+    import onnx
+    with tempfile.TemporaryDirectory() as d:
+        so = ort.SessionOptions()
+        so.optimized_model_filepath = os.path.join(d, "opt.onnx")
+        so.log_severity_level = 3
+        ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+        return Counter(n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=os.path.join(ROOT, "models/shipped/pag_multitask.onnx"))
@@ -69,6 +87,7 @@ def main():
     p.add_argument("--frames", type=int, default=30)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--pag", default=os.path.join(ROOT, "target/release/pag"))
+    p.add_argument("--qdq", help="also time this int8 QDQ model (pag calibrate) in onnxruntime")
     a = p.parse_args()
     if not os.path.exists(a.pag):
         sys.exit(f"{a.pag} not found: run `cargo build --release` first")
@@ -79,14 +98,21 @@ def main():
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     has_rho = any(i.name == "rho" for i in any_sess.get_inputs())
     print(f"model {os.path.relpath(a.model)}, input {shape}, {a.rounds} interleaved rounds of {a.frames} frames")
+    qsessions = {}
+    if a.qdq:
+        ops = fused_op_counts(a.qdq)
+        print(f"int8 model {os.path.relpath(a.qdq)}: onnxruntime's optimised graph has {ops['QLinearConv']} QLinearConv, "
+              f"{ops['Conv']} float Conv, {ops['QuantizeLinear']} QuantizeLinear, {ops['DequantizeLinear']} DequantizeLinear")
+        qsessions = {t: ort_session(a.qdq, t) for t in a.threads}
     results = {}
     for threads in a.threads:
         print(f"\n{threads} thread(s) each")
-        print(f"{'mode':<10} {'pagrt ms':>9} {'model ms':>9} {'ORT ms':>9} {'pagrt/ORT':>10} {'model/ORT':>10} {'GMAC':>7} {'speedup':>8} {'ideal':>7} {'of ideal':>9}")
+        print(f"{'mode':<10} {'pagrt ms':>9} {'model ms':>9} {'ORT ms':>9} {'pagrt/ORT':>10} {'model/ORT':>10} {'GMAC':>7} {'speedup':>8} {'ideal':>7} {'of ideal':>9}"
+              + (f" {'ORT i8 ms':>10} {'i8/f32':>7}" if qsessions else ""))
         base = None
         for mode in a.modes:
             feed = {"image": x, **({"rho": np.array([rho_of(mode)], np.float32)} if has_rho else {})}
-            ours, model, theirs = [], [], []
+            ours, model, theirs, int8 = [], [], [], []
             for _ in range(a.rounds):
                 out = subprocess.run([a.pag, "bench", "--model", a.model, "--mode", mode, "--frames", str(a.frames),
                                       "--rounds", "1", "--threads", str(threads), "--json"],
@@ -95,12 +121,15 @@ def main():
                 ours.append(row["median_ms"])
                 model.append(row["inference_median_ms"])
                 theirs.append(time_ort(sessions[threads], feed, a.frames))
+                if qsessions:
+                    int8.append(time_ort(qsessions[threads], feed, a.frames))
             o, t, macs = statistics.median(ours), statistics.median(theirs), row["executed_macs"]
             mo = statistics.median(model)
             results[(threads, mode)] = (o, mo, t)
             base = base or (o, macs)
             speedup, ideal = base[0] / o, base[1] / macs
-            print(f"{mode:<10} {o:9.2f} {mo:9.2f} {t:9.2f} {o / t:10.2f} {mo / t:10.2f} {macs / 1e9:7.3f} {speedup:8.2f} {ideal:7.2f} {speedup / ideal:9.2f}")
+            q = f" {statistics.median(int8):10.2f} {statistics.median(int8) / t:7.2f}" if int8 else ""
+            print(f"{mode:<10} {o:9.2f} {mo:9.2f} {t:9.2f} {o / t:10.2f} {mo / t:10.2f} {macs / 1e9:7.3f} {speedup:8.2f} {ideal:7.2f} {speedup / ideal:9.2f}" + q)
     if len(a.threads) > 1:
         t0 = a.threads[0]
         print(f"\nscaling from {t0} thread(s) (model alone for pagrt, session.run for onnxruntime): time at t0 / time at t")

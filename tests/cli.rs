@@ -302,3 +302,34 @@ fn info_reports_sparse_execution() {
     assert!(ok, "{err}");
     assert!(out.contains("9 of 9 gated blocks (1 with a MultiPool inside) and 0 of 0 standalone MultiPool modules run on pagrt's sparse kernels"), "{out}");
 }
+
+#[test]
+fn calibrate_writes_a_qdq_model_then_reuses_its_cache_and_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("int8.onnx");
+    let model = path_str(&shipped_model()).to_owned();
+    let args = ["calibrate", "--model", &model, "--out", out.to_str().unwrap(), "--count", "8"];
+    let (ok, stdout, err) = pag(&args);
+    assert!(ok, "{err}");
+    assert!(err.contains("no calibration cache yet: ran 16 frames"), "{err}");
+    assert!(stdout.contains("36 convs quantized, 11 kept in float"), "{stdout}");
+    let (ok, stdout, err) = pag(&args);
+    assert!(ok, "{err}");
+    assert!(err.contains("reused calibration cache") && stdout.contains("cache hit, 0 frames run"), "{err}{stdout}");
+    let (ok, _, err) = pag(&["calibrate", "--model", &model, "--out", out.to_str().unwrap(), "--count", "9"]);
+    assert!(ok && err.contains("is not valid: the image set changed"), "{err}");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    fails_with(
+        &["calibrate", "--model", &model, "--out", "x.onnx", "--images", empty.to_str().unwrap()],
+        "has no PNG or JPEG images",
+    );
+    fails_with(
+        &["calibrate", "--model", &model, "--out", "/no/such/dir/x.onnx"],
+        "directory /no/such/dir does not exist",
+    );
+    let mut m = shipped_proto();
+    m.metadata_props.retain(|p| p.key != "pag.contract_version");
+    let plain = write_proto(dir.path(), "plain.onnx", &m);
+    fails_with(&["calibrate", "--model", &plain, "--out", out.to_str().unwrap()], "not a PAG model");
+}

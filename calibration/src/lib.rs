@@ -8,11 +8,14 @@
 //!   [`DeviceProfile::latency_profile`] is the controller's feed-forward.
 //! - [`ros_glue`]: the node's controller parameters (names, defaults, validators) and its
 //!   `/diagnostics` key/value pairs, without ROS types.
+//! - [`quantize`]: `pag calibrate`: activation statistics over calibration images, a cache of
+//!   them, and the int8 QDQ ONNX model (`models/CONTRACT.md`, "Quantized models (QDQ)").
 use std::path::PathBuf;
 
 pub mod energy;
 mod format;
 mod measure;
+pub mod quantize;
 pub mod ros_glue;
 
 pub use format::{
@@ -29,6 +32,15 @@ pub enum CalibrationError {
     Format { path: PathBuf, reason: String },
     #[error("invalid measurement options: {0}")]
     Options(String),
+    /// The calibration images: none, too few, or one that does not decode (named).
+    #[error("{0}")]
+    Images(String),
+    /// An output path that cannot be written (checked before any work).
+    #[error("{0}")]
+    Output(String),
+    /// Quantizing a model: running it for statistics or rewriting it.
+    #[error("{0}")]
+    Quantize(String),
     #[error(transparent)]
     Runtime(#[from] pag_runtime::PagError),
 }

@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod calibrate;
 mod control;
 mod info;
 mod profile;
@@ -39,6 +40,9 @@ enum Command {
     /// Drive a trajectory video through the ρ controller in timed phases with and without a
     /// CPU hog; prints miss rate, misses after the step, settling time and mean ρ per phase.
     Control(control::ControlArgs),
+    /// Quantize a float PAG model to int8: calibrate activation ranges on images and write a
+    /// QDQ ONNX model (u8 activations, s8 per-channel weights) plus a statistics cache.
+    Calibrate(calibrate::CalibrateArgs),
 }
 
 pub fn dispatch(cli: Cli) -> Result<()> {
@@ -49,6 +53,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Bench(a) => bench::bench(a),
         Command::Profile(a) => profile::profile(a),
         Command::Control(a) => control::control(a),
+        Command::Calibrate(a) => calibrate::calibrate(a),
     }
 }
 
