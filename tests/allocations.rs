@@ -38,24 +38,31 @@ fn counters() -> (u64, u64) {
     (ALLOCS.load(Ordering::Relaxed), BYTES.load(Ordering::Relaxed))
 }
 
-const OURS: [&str; 5] = ["PagGatedBlock", "PagMultiPool", "PagResize", "PagConv", "PagL2Norm"];
+const OURS: [&str; 6] = ["PagGatedBlock", "PagMultiPool", "PagResize", "PagConv", "PagL2Norm", "PagQConv"];
 
 #[test]
 fn pagrt_operators_allocate_nothing_after_warm_up_on_1_thread() {
-    operators_allocate_nothing_after_warm_up(1);
+    operators_allocate_nothing_after_warm_up(common::shipped_model(), 1);
 }
 
 #[test]
 fn pagrt_operators_allocate_nothing_after_warm_up_on_2_threads() {
-    operators_allocate_nothing_after_warm_up(2);
+    operators_allocate_nothing_after_warm_up(common::shipped_model(), 2);
+}
+
+/// The int8 model: int8 gated blocks and PagQConv ops.
+#[test]
+fn int8_operators_allocate_nothing_after_warm_up_on_1_and_2_threads() {
+    operators_allocate_nothing_after_warm_up(common::int8_model(), 1);
+    operators_allocate_nothing_after_warm_up(common::int8_model(), 2);
 }
 
 /// Both thread counts run in one process (tests share the counters, so they take turns).
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn operators_allocate_nothing_after_warm_up(threads: usize) {
+fn operators_allocate_nothing_after_warm_up(path: std::path::PathBuf, threads: usize) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let model = Arc::new(PagModel::load_with(common::shipped_model(), Execution::Sparse).unwrap());
+    let model = Arc::new(PagModel::load_with(path, Execution::Sparse).unwrap());
     let (h, w) = (model.info.input.height, model.info.input.width);
     let rgb = ndarray::Array3::<u8>::from_shape_fn((h, w, 3), |(y, x, c)| ((y * 7 + x * 3 + c * 50) % 256) as u8);
     let mut session = Session::with_threads(model, threads).unwrap();

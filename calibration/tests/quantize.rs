@@ -231,20 +231,15 @@ fn tract_runs_the_qdq_model_close_to_the_float_model() {
     assert!(agree >= 0.95, "seg labels agree on {:.2} % of pixels", 100.0 * agree);
 }
 
-/// The runtime has no QDQ support yet: it must refuse the model with its contract error (today:
-/// a MultiPool branch is a DequantizeLinear, not a Conv), never panic or fail obscurely. When the
-/// int8 runtime lands, this test is where `Ok` becomes the expectation.
+/// The runtime loads what `pag calibrate` writes and runs it on its int8 kernels: every gated
+/// block int8, every ungated quantized conv one int8 op, nothing left to run densely.
 #[test]
-fn the_runtime_loader_refuses_the_qdq_model_with_a_contract_error() {
+fn the_runtime_loads_the_qdq_model_onto_its_int8_kernels() {
     let (out, _) = calibrated();
-    match pag_runtime::PagModel::load(out) {
-        Ok(m) => println!("PagModel::load: loads; dense fallbacks: {:?}", m.dense_fallbacks),
-        Err(e) => {
-            let msg = e.to_string();
-            println!("PagModel::load: {msg}");
-            assert!(msg.contains("breaks the PAG contract") && msg.contains("DequantizeLinear"), "{msg}");
-        }
-    }
+    let model = pag_runtime::PagModel::load(out).unwrap_or_else(|e| panic!("{e}"));
+    assert!(model.dense_fallbacks.is_empty(), "{:?}", model.dense_fallbacks);
+    assert_eq!(model.sparse_op_counts(), (9, 0));
+    assert_eq!(model.op_count("PagQConv"), 4, "stem.0, stem.1, down2 and the lateral conv");
 }
 
 #[test]

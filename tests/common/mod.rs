@@ -10,6 +10,12 @@ pub fn shipped_model() -> PathBuf {
     root().join("models/shipped/pag_multitask.onnx")
 }
 
+/// The shipped int8 (QDQ) version of the shipped model.
+#[allow(dead_code)]
+pub fn int8_model() -> PathBuf {
+    root().join("models/shipped/pag_multitask_int8.onnx")
+}
+
 pub fn baseline_model() -> PathBuf {
     root().join("models/shipped/pag_dense_baseline.onnx")
 }

@@ -295,8 +295,9 @@ fn validate_multipool(g: &OnnxIndex, m: &MultiPoolSpec) -> Result<()> {
             }
             continue;
         }
-        // The branch is a 3×3 Conv (possibly followed by Relu) on the module input.
-        let mut n = g.node(t, &at)?;
+        // The branch is a 3×3 Conv (possibly followed by Relu, possibly quantized: a Q/DQ pair
+        // after it) on the module input.
+        let mut n = g.node(g.skip_qdq(t), &at)?;
         if n.op_type == "Relu" {
             n = g.node(&n.input[0], &at)?;
         }

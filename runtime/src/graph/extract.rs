@@ -13,7 +13,7 @@ use crate::kernels::cpu_f32::{
     BranchWeights, GatedBlock, GatedBlockWeights, MultiPool, MultiPoolBranch, MultiPoolWeights,
 };
 use crate::kernels::cpu_i8::{
-    GatedBlockI8, QBranchWeights, QConvWeights, QGatedBlockWeights, QMultiPoolWeights, QParams,
+    GatedBlockI8, QBranchWeights, QConv2d, QConvWeights, QGatedBlockWeights, QMultiPoolWeights, QParams,
 };
 use crate::kernels::AnyGatedBlock;
 
@@ -36,6 +36,92 @@ pub struct ExtractedMultiPool {
     pub module: MultiPool,
 }
 
+/// An ungated quantized conv of a QDQ model with the Q/DQ pairs around it, as one int8 op.
+#[derive(Debug, Clone)]
+pub struct ExtractedQConv {
+    /// The float tensor the input QuantizeLinear reads.
+    pub input: String,
+    /// The conv's data input (that pair's DequantizeLinear output): read instead of `input`
+    /// when another quantized conv produces `input` (quantizing a dequantized value again gives
+    /// the same value).
+    pub input_dequantized: String,
+    /// The conv's (or its Relu's) float output, which the output pair quantizes.
+    pub activation: String,
+    /// The output DequantizeLinear's tensor.
+    pub output: String,
+    /// The conv node's name.
+    pub name: String,
+    pub conv: QConv2d,
+}
+
+/// Every quantized conv of `proto` (DequantizeLinear weights) whose input and output are Q/DQ
+/// pairs, as int8 ops; why each other quantized conv is not one. Convs inside gated blocks are
+/// listed too: the caller skips those its blocks replaced.
+pub(crate) fn extract_qconvs(proto: &ModelProto, shapes: Shapes) -> Vec<Result<ExtractedQConv, Unsupported>> {
+    let Some(graph) = proto.graph.as_ref() else { return vec![] };
+    let g = OnnxIndex::new(graph);
+    let mut out = Vec::new();
+    for node in g.convs() {
+        let Some(output) = node.output.first() else { continue };
+        let extracted = (|| -> Result<Option<ExtractedQConv>, String> {
+            let conv = g.conv(output, "conv")?;
+            let Some(q) = conv.quant.as_ref() else { return Ok(None) };
+            let Some((input, in_q)) = g.qdq(conv.input())? else {
+                return Err("its input is not a QuantizeLinear/DequantizeLinear pair".into());
+            };
+            let relu = g.consumers.get(output.as_str()).is_some_and(|c| c.len() == 1 && c[0].op_type == "Relu");
+            let activation = if relu { g.consumers[output.as_str()][0].output[0].as_str() } else { output.as_str() };
+            let Some((dequantized, out_q)) = g.qdq_after(activation)? else {
+                return Err("its output is not read by one QuantizeLinear/DequantizeLinear pair only".into());
+            };
+            if conv.group != 1
+                || conv.strides.iter().any(|&s| s != conv.strides[0])
+                || conv.dilations.iter().any(|&d| d != conv.dilations[0])
+            {
+                return Err(format!(
+                    "strides {:?}, dilations {:?}, group {} (equal strides and dilations, group 1 supported)",
+                    conv.strides, conv.dilations, conv.group
+                ));
+            }
+            let pads: Vec<usize> = conv.pads.iter().map(|&p| p.max(0) as usize).collect();
+            let [top, left, bottom, right] = pads[..] else { return Err(format!("pads {:?}", conv.pads)) };
+            let (c, h, w) = grid(shapes, input)?;
+            if c != conv.dims[1] {
+                return Err(format!("the input has {c} channels, the weights {}", conv.dims[1]));
+            }
+            let geometry = crate::pag::ConvGeometry::new(
+                (h, w),
+                (conv.dims[2], conv.dims[3]),
+                conv.strides[0].max(1) as usize,
+                conv.dilations[0].max(1) as usize,
+                [top, left, bottom, right],
+            )
+            .map_err(|e| e.to_string())?;
+            let in_q = QParams::new(in_q.scale, in_q.zero_point).map_err(|e| e.to_string())?;
+            let out_q = QParams::new(out_q.scale, out_q.zero_point).map_err(|e| e.to_string())?;
+            let qb = QuantBlock { g: &g, input: in_q, branch: out_q, reduce_bias: vec![] };
+            let bias = qb.conv_bias(&conv, q, in_q)?;
+            let weights =
+                QConvWeights { weights: &q.weights, scales: &q.scales, bias: &bias, input: in_q, output: out_q };
+            let conv2d = QConv2d::new(&weights, conv.dims, geometry, relu).map_err(|e| e.to_string())?;
+            Ok(Some(ExtractedQConv {
+                input: input.into(),
+                input_dequantized: conv.input().into(),
+                activation: activation.into(),
+                output: dequantized.into(),
+                name: node.name.clone(),
+                conv: conv2d,
+            }))
+        })();
+        match extracted {
+            Ok(Some(e)) => out.push(Ok(e)),
+            Ok(None) => {}
+            Err(reason) => out.push(Err(Unsupported { kind: "quantized conv", name: node.name.clone(), reason })),
+        }
+    }
+    out
+}
+
 /// Why a declared module cannot run on the sparse kernels (it then runs densely in tract).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unsupported {
@@ -49,7 +135,9 @@ pub struct Unsupported {
 
 impl fmt::Display for Unsupported {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} `{}` runs densely: {}", self.kind, self.name, self.reason)
+        let how =
+            if self.kind == "quantized conv" { "runs in tract (f32 with Q/DQ round trips)" } else { "runs densely" };
+        write!(f, "{} `{}` {how}: {}", self.kind, self.name, self.reason)
     }
 }
 
@@ -140,10 +228,17 @@ fn infer_shapes(proto: &ModelProto, info: &ModelInfo) -> Result<TypedModel, Stri
     }
 }
 
+/// The outlet carrying ONNX tensor `name`: its label, or (a graph input) its source node.
+pub(crate) fn outlet_of(model: &TypedModel, name: &str) -> Option<tract_onnx::prelude::OutletId> {
+    model
+        .find_outlet_label(name)
+        .or_else(|| model.node_by_name(name).ok().map(|n| tract_onnx::prelude::OutletId::new(n.id, 0)))
+}
+
 /// The `(channels, h, w)` of tensor `name`, which must be `[1, C, h, w]` and concrete.
 pub(super) fn grid(shapes: Shapes, name: &str) -> Result<(usize, usize, usize), String> {
     let model = shapes.map_err(str::to_owned)?;
-    let outlet = model.find_outlet_label(name).ok_or_else(|| format!("tract has no tensor `{name}`"))?;
+    let outlet = outlet_of(model, name).ok_or_else(|| format!("tract has no tensor `{name}`"))?;
     let fact = model.outlet_fact(outlet).map_err(|e| format!("no shape for `{name}`: {e:#}"))?;
     match fact.shape.as_concrete() {
         Some(&[1, c, h, w]) => Ok((c, h, w)),

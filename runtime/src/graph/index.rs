@@ -9,6 +9,7 @@ use crate::error::{contract, Result as PagResult};
 
 /// The producer and consumers of every tensor, the initializers and inputs of one ONNX graph.
 pub struct OnnxIndex<'a> {
+    order: Vec<&'a NodeProto>,
     producer: HashMap<&'a str, &'a NodeProto>,
     pub(super) consumers: HashMap<&'a str, Vec<&'a NodeProto>>,
     initializers: HashMap<&'a str, &'a pb::TensorProto>,
@@ -118,7 +119,7 @@ impl<'a> OnnxIndex<'a> {
         }
         let initializers = graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
         let inputs = graph.input.iter().map(|i| i.name.as_str()).collect();
-        OnnxIndex { producer, consumers, initializers, inputs }
+        OnnxIndex { order: graph.node.iter().collect(), producer, consumers, initializers, inputs }
     }
 
     /// Whether `t` is produced by a node, a graph input or an initializer.
@@ -200,8 +201,33 @@ impl<'a> OnnxIndex<'a> {
         Ok(Some((source, pq)))
     }
 
+    /// If `tensor`'s only consumer is a QuantizeLinear whose output only a DequantizeLinear reads
+    /// (the pair a QDQ model puts after a quantized conv), that DequantizeLinear's output and the
+    /// pair's parameters.
+    pub fn qdq_after(&self, tensor: &str) -> Result<Option<(&'a str, QdqParams)>, String> {
+        let Some([q]) = self.consumers.get(tensor).map(Vec::as_slice) else { return Ok(None) };
+        if q.op_type != "QuantizeLinear" {
+            return Ok(None);
+        }
+        let q_out = q.output.first().map(String::as_str).unwrap_or("");
+        let Some([dq]) = self.consumers.get(q_out).map(Vec::as_slice) else { return Ok(None) };
+        if dq.op_type != "DequantizeLinear" {
+            return Ok(None);
+        }
+        let out = dq.output.first().map(String::as_str).unwrap_or("");
+        Ok(self.qdq(out)?.map(|(_, p)| (out, p)))
+    }
+
+    /// Every Conv node, in graph order.
+    pub fn convs(&self) -> impl Iterator<Item = &'a NodeProto> + '_ {
+        self.order.iter().copied().filter(|n| n.op_type == "Conv")
+    }
+
     /// `tensor`, or its source when it is a Q/DQ pair's output.
-    pub fn skip_qdq(&self, tensor: &'a str) -> &'a str {
+    pub fn skip_qdq<'t>(&self, tensor: &'t str) -> &'t str
+    where
+        'a: 't,
+    {
         match self.qdq(tensor) {
             Ok(Some((source, _))) => source,
             _ => tensor,

@@ -3,10 +3,10 @@ use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
 
 use super::contract::ModelInfo;
-use super::extract::extract_with_shapes;
+use super::extract::{extract_qconvs, extract_with_shapes, outlet_of};
 use crate::error::{tract_err, PagError, Result};
 use crate::kernels::cpu_f32::PerforatedConv;
-use crate::ops::{ConvOp, GatedBlockOp, L2NormOp, MultiPoolOp, PagOp, ResizeOp};
+use crate::ops::{ConvOp, GatedBlockOp, L2NormOp, MultiPoolOp, PagOp, QConvOp, ResizeOp};
 
 /// Replaces every supported gated block and MultiPool of `model` (typed, not yet decluttered,
 /// so that ONNX tensor names are still outlet labels) by one sparse op; returns why each other
@@ -18,9 +18,10 @@ pub(super) fn install_sparse_ops(
     rho: Option<OutletId>,
 ) -> Result<Vec<String>> {
     let plan = extract_with_shapes(proto, info, Ok(&*model));
+    let qconvs = extract_qconvs(proto, Ok(&*model));
     let mut fallbacks = Vec::new();
     let find = |model: &TypedModel, name: &str| {
-        model.find_outlet_label(name).ok_or_else(|| PagError::Tract {
+        outlet_of(model, name).ok_or_else(|| PagError::Tract {
             stage: "install sparse ops in",
             reason: format!("no tensor `{name}` in the typed model"),
         })
@@ -52,6 +53,27 @@ pub(super) fn install_sparse_ops(
         let (input, output) = (find(model, &m.spec.input)?, find(model, &m.spec.output)?);
         let op = PagOp::new(MultiPoolOp { name: m.spec.name.clone(), module: m.module });
         replace_subgraph(model, &[input], output, format!("pag_multipool.{}", m.spec.name), op)?;
+    }
+    // The quantized convs outside the blocks just installed (theirs are dead now, and gone
+    // once the model is compacted): each with its Q/DQ pairs as one int8 op.
+    model.compact().map_err(tract_err("compact"))?;
+    let produced: Vec<String> = qconvs.iter().flatten().map(|q| q.activation.clone()).collect();
+    for entry in qconvs {
+        let q = match entry {
+            Ok(q) => q,
+            Err(e) => {
+                fallbacks.push(e.to_string());
+                continue;
+            }
+        };
+        // Read the float tensor itself (its Q/DQ pair then dies), unless another int8 op will
+        // produce it: then its dequantized form, which that op outputs.
+        let source = if produced.contains(&q.input) { &q.input_dequantized } else { &q.input };
+        let (Some(input), Some(output)) = (outlet_of(model, source), outlet_of(model, &q.output)) else {
+            continue;
+        };
+        let op = PagOp::new(QConvOp { name: q.name.clone(), conv: q.conv });
+        replace_subgraph(model, &[input], output, format!("pag_qconv.{}", q.name), op)?;
     }
     Ok(fallbacks)
 }

@@ -5,6 +5,7 @@
 //! - [`GatedBlockOp`]: one gated residual block (plain or MultiPool), in place;
 //! - [`MultiPoolOp`]: one ungated MultiPool module (contract version 1);
 //! - [`ConvOp`]: a dense conv on pagrt's kernel, ReLU fused (the network's ungated convs);
+//! - [`QConvOp`]: a QDQ model's ungated quantized conv with its Q/DQ pairs, int8;
 //! - [`ResizeOp`]: bilinear `half_pixel` upsampling;
 //! - [`L2NormOp`]: channel-wise L2 normalisation (the normals head).
 //!
@@ -20,12 +21,14 @@ mod conv;
 mod gated_block;
 mod l2norm;
 mod multipool;
+mod qconv;
 mod resize;
 
 pub use conv::ConvOp;
 pub use gated_block::{GatedBlockOp, GatedBlockState};
 pub use l2norm::L2NormOp;
 pub use multipool::{MultiPoolOp, MultiPoolState};
+pub use qconv::QConvOp;
 pub use resize::ResizeOp;
 
 /// What a pagrt op computes; [`PagOp`] turns it into a tract operator.

@@ -502,11 +502,11 @@ impl GatedBlockI8 {
             if consecutive {
                 // SAFETY: pixels first..first+t of plane o of x; no other tile writes them.
                 let dst = unsafe { std::slice::from_raw_parts_mut(x.0.add(o * n + first), t) };
-                unsafe { (simd.requantize_add)(a, offset, mult, zp, scale, dst) };
+                unsafe { (simd.requantize_add)(a, offset, mult, zp, 0.0, scale, dst) };
             } else {
                 let values = &mut w.floats[..t];
                 values.fill(0.0);
-                unsafe { (simd.requantize_add)(a, offset, mult, zp, scale, values) };
+                unsafe { (simd.requantize_add)(a, offset, mult, zp, 0.0, scale, values) };
                 // SAFETY: element p of channel plane o of x; no other tile writes pixel p.
                 tile.iter().zip(values.iter()).for_each(|(&p, &v)| unsafe { *x.0.add(o * n + p as usize) += v });
             }

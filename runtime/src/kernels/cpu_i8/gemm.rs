@@ -109,7 +109,8 @@ impl I8Kernel {
 
     /// `C = W · act` for `n` pixels of a K4-interleaved activation tile (the 4 values of pixel
     /// `j` for channels `4q..4q + 4` at `act[(q · ld + j) · 4..]`, `k` a multiple of 4), in `s`'s
-    /// buffer (returned), channel-major (`C[o · n + j]`).
+    /// buffer (returned), channel-major (`C[o · n + j]`). `act` needs `((k / 4 − 1) · ld + n) · 4`
+    /// bytes (a tile's last group may end at its last pixel).
     pub fn conv_k4<'s>(
         &self,
         w: &PackedWeights,
@@ -121,7 +122,8 @@ impl I8Kernel {
         let (m, k) = w.dims();
         assert!(
             k.is_multiple_of(4)
-                && act.len() >= k / 4 * ld * 4
+                && k >= 4
+                && act.len() >= ((k / 4 - 1) * ld + n) * 4
                 && ld >= n
                 && n <= s.max_n
                 && k <= s.max_k

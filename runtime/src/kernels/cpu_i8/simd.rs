@@ -29,9 +29,10 @@ pub(crate) struct I8Simd {
     /// `dst[i] = src[base + index[i]]`: `(src, base, index, dst)`; every `base + index[i]` must
     /// be within `src` (unchecked).
     pub gather: unsafe fn(&[u32], usize, &[u32], &mut [u32]),
-    /// One channel's accumulators requantized, dequantized and added to `dst`:
-    /// `(acc, offset, multiplier, zero_point, scale, dst)`.
-    pub requantize_add: unsafe fn(&[i32], i32, f32, f32, f32, &mut [f32]),
+    /// One channel's accumulators requantized (clamped below at `lo`: the zero point after a
+    /// ReLU, else 0), dequantized and added to `dst`:
+    /// `(acc, offset, multiplier, zero_point, lo, scale, dst)`.
+    pub requantize_add: unsafe fn(&[i32], i32, f32, f32, f32, f32, &mut [f32]),
 }
 
 #[inline(always)]
@@ -140,9 +141,9 @@ fn gather_body(src: &[u32], base: usize, index: &[u32], dst: &mut [u32]) {
 }
 
 #[inline(always)]
-fn requantize_add_body(acc: &[i32], offset: i32, mult: f32, zp: f32, scale: f32, dst: &mut [f32]) {
+fn requantize_add_body(acc: &[i32], offset: i32, mult: f32, zp: f32, lo: f32, scale: f32, dst: &mut [f32]) {
     for (d, &a) in dst.iter_mut().zip(acc) {
-        let q = (round_half_even((a + offset) as f32 * mult) + zp).max(0.0).min(255.0);
+        let q = (round_half_even((a + offset) as f32 * mult) + zp).max(lo).min(255.0);
         *d += (q - zp) * scale;
     }
 }
@@ -181,8 +182,8 @@ macro_rules! build {
                 gather_body(src, base, index, dst)
             }
             #[cfg_attr(target_arch = "x86_64", target_feature($(enable = $feature),*))]
-            pub(super) unsafe fn requantize_add(acc: &[i32], offset: i32, mult: f32, zp: f32, scale: f32, dst: &mut [f32]) {
-                requantize_add_body(acc, offset, mult, zp, scale, dst)
+            pub(super) unsafe fn requantize_add(acc: &[i32], offset: i32, mult: f32, zp: f32, lo: f32, scale: f32, dst: &mut [f32]) {
+                requantize_add_body(acc, offset, mult, zp, lo, scale, dst)
             }
         }
     };

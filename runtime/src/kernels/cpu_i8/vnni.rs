@@ -56,12 +56,12 @@ pub fn supported() -> bool {
 ///
 /// # Safety
 /// The CPU must support AVX-512 F, BW and VNNI ([`supported`]); `act` must hold
-/// `k / 4 · ld · 4` bytes and `out` `m · n` values.
+/// `((k / 4 − 1) · ld + n) · 4` bytes and `out` `m · n` values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 pub unsafe fn conv_k4(w: &VnniWeights, act: &[u8], ld: usize, n: usize, out: &mut [i32]) {
     let (m, kq) = (w.m, w.k / 4);
-    debug_assert!(act.len() >= kq * ld * 4 && out.len() >= m * n && ld >= n);
+    debug_assert!(kq >= 1 && act.len() >= ((kq - 1) * ld + n) * 4 && out.len() >= m * n && ld >= n);
     let mut j = 0;
     while j < n {
         let lanes = (n - j).min(16);
