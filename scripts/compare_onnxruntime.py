@@ -13,10 +13,12 @@ model, argmax and layout of the outputs) and the model alone (`model ms`: the tr
 pagrt's operators, what onnxruntime's bare session.run on a ready float tensor measures). Needs
 `pip install onnxruntime numpy` and a release build of `pag`.
 
-With `--qdq PATH` (an int8 QDQ model from `pag calibrate`), onnxruntime also runs that model in
-the same rounds (`ORT i8 ms`, and `i8/f32` its time over the float model's), and the script
-first reports how many of its convs onnxruntime fused into QLinearConv (from the optimised graph
-it saves)."""
+With `--qdq PATH` (an int8 QDQ model from `pag calibrate`), onnxruntime and pagrt also run that
+model in the same rounds: `ORT i8 ms` and `i8/f32` (onnxruntime's int8 time over its f32 time),
+`pagrt i8` and `i8 model` (pagrt's whole frame and model alone on its int8 kernels), `f32/i8`
+(pagrt's f32 model time over its int8 model time: the int8 speedup) and `i8/ORT i8` (pagrt's int8
+model time over onnxruntime's). The script first reports how many of the QDQ model's convs
+onnxruntime fused into QLinearConv (from the optimised graph it saves)."""
 import argparse
 import json
 import os
@@ -108,27 +110,37 @@ def main():
     for threads in a.threads:
         print(f"\n{threads} thread(s) each")
         print(f"{'mode':<10} {'pagrt ms':>9} {'model ms':>9} {'ORT ms':>9} {'pagrt/ORT':>10} {'model/ORT':>10} {'GMAC':>7} {'speedup':>8} {'ideal':>7} {'of ideal':>9}"
-              + (f" {'ORT i8 ms':>10} {'i8/f32':>7}" if qsessions else ""))
+              + (f" {'ORT i8 ms':>10} {'i8/f32':>7} {'pagrt i8':>9} {'i8 model':>9} {'f32/i8':>7} {'i8/ORT i8':>10}" if qsessions else ""))
         base = None
         for mode in a.modes:
             feed = {"image": x, **({"rho": np.array([rho_of(mode)], np.float32)} if has_rho else {})}
-            ours, model, theirs, int8 = [], [], [], []
-            for _ in range(a.rounds):
-                out = subprocess.run([a.pag, "bench", "--model", a.model, "--mode", mode, "--frames", str(a.frames),
+            ours, model, theirs, int8, ours8, model8 = [], [], [], [], [], []
+
+            def pag_bench(path):
+                out = subprocess.run([a.pag, "bench", "--model", path, "--mode", mode, "--frames", str(a.frames),
                                       "--rounds", "1", "--threads", str(threads), "--json"],
                                      check=True, capture_output=True, text=True)
-                row = json.loads(out.stdout.strip().splitlines()[-1])
+                return json.loads(out.stdout.strip().splitlines()[-1])
+
+            for _ in range(a.rounds):
+                row = pag_bench(a.model)
                 ours.append(row["median_ms"])
                 model.append(row["inference_median_ms"])
                 theirs.append(time_ort(sessions[threads], feed, a.frames))
                 if qsessions:
                     int8.append(time_ort(qsessions[threads], feed, a.frames))
+                    row8 = pag_bench(a.qdq)
+                    ours8.append(row8["median_ms"])
+                    model8.append(row8["inference_median_ms"])
             o, t, macs = statistics.median(ours), statistics.median(theirs), row["executed_macs"]
             mo = statistics.median(model)
             results[(threads, mode)] = (o, mo, t)
             base = base or (o, macs)
             speedup, ideal = base[0] / o, base[1] / macs
-            q = f" {statistics.median(int8):10.2f} {statistics.median(int8) / t:7.2f}" if int8 else ""
+            q = ""
+            if int8:
+                t8, o8, m8 = statistics.median(int8), statistics.median(ours8), statistics.median(model8)
+                q = f" {t8:10.2f} {t8 / t:7.2f} {o8:9.2f} {m8:9.2f} {mo / m8:7.2f} {m8 / t8:10.2f}"
             print(f"{mode:<10} {o:9.2f} {mo:9.2f} {t:9.2f} {o / t:10.2f} {mo / t:10.2f} {macs / 1e9:7.3f} {speedup:8.2f} {ideal:7.2f} {speedup / ideal:9.2f}" + q)
     if len(a.threads) > 1:
         t0 = a.threads[0]

@@ -28,11 +28,13 @@ pub struct QConv2d {
     isa: &'static CpuIsa,
     /// `0..oh·ow`, the output pixels the tiles split.
     pixels: Vec<u32>,
+    /// `[tap][output pixel]`: the input pixel each tap reads (`h·w`: the padding column), fixed
+    /// by the geometry, so built once.
+    index: Vec<u32>,
 }
 
 #[derive(Default)]
 struct TileScratch {
-    index: Vec<u32>,
     im2col: Vec<u32>,
     gemm: I8GemmScratch,
 }
@@ -56,9 +58,7 @@ impl QConv2dScratch {
     pub fn allocated_bytes(&self) -> usize {
         self.planar.capacity()
             + 4 * self.grid.capacity()
-            + self
-                .workers
-                .allocated_bytes(|w| 4 * (w.index.capacity() + w.im2col.capacity()) + w.gemm.allocated_bytes())
+            + self.workers.allocated_bytes(|w| 4 * w.im2col.capacity() + w.gemm.allocated_bytes())
     }
 }
 
@@ -92,8 +92,25 @@ impl QConv2d {
         let q = QConv::new(weights, o, c, taps, relu, "quantized conv")?;
         let kernel = I8Kernel::best(o, taps * up4(c), TILE)?;
         let packed = pack(&q, taps, &kernel)?;
-        let pixels = (0..(geometry.out_height() * geometry.out_width()) as u32).collect();
-        Ok(QConv2d { geometry, channels: c, q, packed, kernel, isa: isa::best(), pixels })
+        let on = geometry.out_height() * geometry.out_width();
+        let pixels = (0..on as u32).collect();
+        let (h, w, d) = (geometry.in_height(), geometry.in_width(), geometry.dilation());
+        let mut index = vec![0u32; taps * on];
+        for oy in 0..geometry.out_height() {
+            for ox in 0..geometry.out_width() {
+                let (y0, x0) = geometry.tap_origin(oy, ox);
+                for ky in 0..kh {
+                    let iy = y0 + (ky * d) as isize;
+                    for kx in 0..kw {
+                        let ix = x0 + (kx * d) as isize;
+                        let inside = iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w;
+                        index[(ky * kw + kx) * on + oy * geometry.out_width() + ox] =
+                            if inside { (iy as usize * w + ix as usize) as u32 } else { (h * w) as u32 };
+                    }
+                }
+            }
+        }
+        Ok(QConv2d { geometry, channels: c, q, packed, kernel, isa: isa::best(), pixels, index })
     }
 
     /// The same conv on another int8 kernel and element-wise build (tests run every one).
@@ -137,7 +154,6 @@ impl QConv2d {
         s.workers.ensure();
         let tile = TILE.min(on);
         for w in s.workers.each_mut() {
-            grow(&mut w.index, taps * tile);
             grow(&mut w.im2col, taps * c4 * tile);
             w.gemm.reserve(&self.kernel, self.q.out, taps * c4 * 4, tile);
         }
@@ -160,8 +176,8 @@ impl QConv2d {
 
     fn tile(&self, grid: &[u32], tile: &[u32], out: SharedMut<f32>, w: &mut TileScratch, simd: &I8Simd) {
         let g = &self.geometry;
-        let (h, wd, n) = (g.in_height(), g.in_width(), g.in_height() * g.in_width());
-        let (ow, on) = (g.out_width(), g.out_height() * g.out_width());
+        let n = g.in_height() * g.in_width();
+        let on = g.out_height() * g.out_width();
         let (c4, taps, t) = (up4(self.channels) / 4, g.taps(), tile.len());
         let first = tile[0] as usize;
         let direct = g.is_pointwise() && g.stride() == 1 && g.padding() == [0; 4];
@@ -169,25 +185,11 @@ impl QConv2d {
             // The grid's columns first..first+t are this tile's im2col already.
             self.kernel.conv_k4(&self.packed, bytes(&grid[first..]), n + 1, t, &mut w.gemm)
         } else {
-            let (kh, kw, d) = (g.kernel_height(), g.kernel_width(), g.dilation());
-            let index = &mut w.index[..taps * t];
-            for (j, &p) in tile.iter().enumerate() {
-                let (y0, x0) = g.tap_origin(p as usize / ow, p as usize % ow);
-                for ky in 0..kh {
-                    let iy = y0 + (ky * d) as isize;
-                    for kx in 0..kw {
-                        let ix = x0 + (kx * d) as isize;
-                        let inside = iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd;
-                        index[(ky * kw + kx) * t + j] =
-                            if inside { (iy as usize * wd + ix as usize) as u32 } else { n as u32 };
-                    }
-                }
-            }
             let im2col = &mut w.im2col[..taps * c4 * t];
             for (tap, rows) in im2col.chunks_exact_mut(c4 * t).enumerate() {
                 for (q, row) in rows.chunks_exact_mut(t).enumerate() {
                     // SAFETY: indices are ≤ n; the grid has c4 columns of n + 1 quads.
-                    unsafe { (simd.gather)(grid, q * (n + 1), &index[tap * t..][..t], row) };
+                    unsafe { (simd.gather)(grid, q * (n + 1), &self.index[tap * on + first..][..t], row) };
                 }
             }
             self.kernel.conv_k4(&self.packed, bytes(im2col), t, t, &mut w.gemm)

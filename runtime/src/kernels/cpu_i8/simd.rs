@@ -51,20 +51,26 @@ fn quantize_body(src: &[f32], scale: f32, zp: f32, dst: &mut [u8]) {
 
 #[inline(always)]
 fn interleave_body(src: &[u8], c: usize, t: usize, dst: &mut [u32], ld: usize) {
-    let zeros: &[u8] = &[];
     for q in 0..c.div_ceil(4) {
-        let row = |r: usize| if 4 * q + r < c { &src[(4 * q + r) * t..][..t] } else { zeros };
-        let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
+        let row = |r: usize| &src[(4 * q + r) * t..][..t];
         let out = &mut dst[q * ld..][..t];
-        if r3.len() == t {
-            for ((((d, &a), &b), &c), &e) in out.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
-                *d = u32::from_le_bytes([a, b, c, e]);
-            }
-        } else {
-            for (j, d) in out.iter_mut().enumerate() {
-                let get = |r: &[u8]| r.get(j).copied().unwrap_or(0);
-                *d = u32::from_le_bytes([get(r0), get(r1), get(r2), get(r3)]);
-            }
+        // The last group may have 1–3 rows; the missing bytes are 0.
+        match c - 4 * q {
+            1 => out.iter_mut().zip(row(0)).for_each(|(d, &a)| *d = a as u32),
+            2 => out.iter_mut().zip(row(0)).zip(row(1)).for_each(|((d, &a), &b)| *d = u32::from_le_bytes([a, b, 0, 0])),
+            3 => out
+                .iter_mut()
+                .zip(row(0))
+                .zip(row(1))
+                .zip(row(2))
+                .for_each(|(((d, &a), &b), &e)| *d = u32::from_le_bytes([a, b, e, 0])),
+            _ => out
+                .iter_mut()
+                .zip(row(0))
+                .zip(row(1))
+                .zip(row(2))
+                .zip(row(3))
+                .for_each(|((((d, &a), &b), &e), &f)| *d = u32::from_le_bytes([a, b, e, f])),
         }
     }
 }
@@ -220,12 +226,20 @@ unsafe fn gather_avx512(src: &[u32], base: usize, index: &[u32], dst: &mut [u32]
     use std::arch::x86_64::*;
     let n = dst.len().min(index.len());
     let from = src.as_ptr().add(base) as *const i32;
+    let iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     let mut j = 0;
     while j < n {
         let lanes = (n - j).min(16);
         let mask: __mmask16 = if lanes == 16 { 0xFFFF } else { (1u16 << lanes) - 1 };
         let vindex = _mm512_maskz_loadu_epi32(mask, index.as_ptr().add(j) as *const i32);
-        let v = _mm512_mask_i32gather_epi32::<4>(_mm512_setzero_si512(), mask, vindex, from);
+        // 16 consecutive indices (a dense tile inside an image row): one plain load.
+        let first = *index.get_unchecked(j) as i32;
+        let run = _mm512_mask_cmpeq_epi32_mask(mask, vindex, _mm512_add_epi32(_mm512_set1_epi32(first), iota)) == mask;
+        let v = if run {
+            _mm512_maskz_loadu_epi32(mask, from.add(first as usize))
+        } else {
+            _mm512_mask_i32gather_epi32::<4>(_mm512_setzero_si512(), mask, vindex, from)
+        };
         _mm512_mask_storeu_epi32(dst.as_mut_ptr().add(j) as *mut i32, mask, v);
         j += 16;
     }
