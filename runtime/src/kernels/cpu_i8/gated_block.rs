@@ -83,7 +83,33 @@ pub struct GatedBlockI8 {
     selector_bias: Vec<f32>,
     /// `None`: a copy.
     branches: Vec<Option<Conv>>,
+    /// Per branch, `[tap][pixel]`: the grid index each tap of a conv branch reads (`h·w`: the
+    /// padding column), fixed by the geometry (empty for a copy). A tile of consecutive pixels
+    /// reads its rows in place.
+    taps_index: Vec<Vec<u32>>,
     expand: Conv,
+}
+
+/// The `[tap][pixel]` index table of a conv branch (see [`GatedBlockI8::taps_index`]).
+fn taps_index(shape: &BranchShape, (h, w): (usize, usize)) -> Vec<u32> {
+    let BranchShape::Conv { geometry, .. } = shape else { return vec![] };
+    let (k, d, n) = (geometry.kernel_width(), geometry.dilation(), h * w);
+    let mut index = vec![0u32; geometry.taps() * n];
+    for y in 0..h {
+        for x in 0..w {
+            let (y0, x0) = geometry.tap_origin(y, x);
+            for ky in 0..k {
+                let iy = y0 + (ky * d) as isize;
+                for kx in 0..k {
+                    let ix = x0 + (kx * d) as isize;
+                    let inside = iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w;
+                    index[(ky * k + kx) * n + y * w + x] =
+                        if inside { (iy as usize * w + ix as usize) as u32 } else { n as u32 };
+                }
+            }
+        }
+    }
+    index
 }
 
 /// One worker's buffers for one pixel tile (`t ≤ TILE` pixels).
@@ -301,7 +327,10 @@ impl GatedBlockI8 {
             .zip(&branch_taps)
             .map(|(b, &taps)| b.map(|q| pack(q, taps, &kernel)).transpose())
             .collect::<Result<Vec<_>>>()?;
+        let grid = (shape.height, shape.width);
+        let taps_index = shape.branches.iter().map(|b| taps_index(b, grid)).collect();
         Ok(GatedBlockI8 {
+            taps_index,
             shape,
             kernel,
             isa: isa::best(),
@@ -416,14 +445,13 @@ impl GatedBlockI8 {
         let consecutive = tile[t - 1] as usize - first == t - 1;
         let planar = &mut w.planar[..c * t];
         for (plane, col) in x.chunks_exact(n).zip(planar.chunks_exact_mut(t)) {
-            let values = if consecutive {
-                &plane[first..first + t]
+            // SAFETY (all simd calls): this CPU supports the block's ISA (checked when set);
+            // tile pixels are < n.
+            if consecutive {
+                unsafe { (simd.quantize)(&plane[first..first + t], scale, zp, col) };
             } else {
-                w.floats[..t].iter_mut().zip(tile).for_each(|(v, &p)| *v = plane[p as usize]);
-                &w.floats[..t]
-            };
-            // SAFETY (all simd calls): this CPU supports the block's ISA (checked when set).
-            unsafe { (simd.quantize)(values, scale, zp, col) };
+                unsafe { (simd.quantize_at)(plane, tile, scale, zp, col) };
+            }
         }
         let input = &mut w.input[..up4(c) / 4 * t];
         unsafe { (simd.interleave)(planar, c, t, input, t) };
@@ -445,35 +473,23 @@ impl GatedBlockI8 {
         let spatial = &mut w.spatial[..m4 * t];
         match (&self.branches[b], &self.shape.branches[b]) {
             (Some(conv), BranchShape::Conv { geometry, .. }) => {
-                let (k, d) = (geometry.kernel_width(), geometry.dilation());
                 let taps = geometry.taps();
-                let index = &mut w.index[..taps * t];
-                let mut y = tile[0] as usize / wd;
-                for (j, &p) in tile.iter().enumerate() {
-                    // Row and column of p: no division while it stays on the previous row.
-                    let p = p as usize;
-                    if p < y * wd || p >= (y + 1) * wd {
-                        y = p / wd;
-                    }
-                    let xx = p - y * wd;
-                    let (y0, x0) = geometry.tap_origin(y, xx);
-                    for ky in 0..k {
-                        let iy = y0 + (ky * d) as isize;
-                        let row_inside = iy >= 0 && (iy as usize) < h;
-                        for kx in 0..k {
-                            let ix = x0 + (kx * d) as isize;
-                            // Padding reads the zero-point column after the grid.
-                            let inside = row_inside && ix >= 0 && (ix as usize) < wd;
-                            index[(ky * k + kx) * t + j] =
-                                if inside { (iy as usize * wd + ix as usize) as u32 } else { n as u32 };
-                        }
+                let table = &self.taps_index[b];
+                let first = tile[0] as usize;
+                let consecutive = tile[t - 1] as usize - first == t - 1;
+                if !consecutive {
+                    let index = &mut w.index[..taps * t];
+                    for (tap, row) in index.chunks_exact_mut(t).enumerate() {
+                        // SAFETY: tile pixels are < n; the table has taps rows of n.
+                        unsafe { (simd.gather)(table, tap * n, tile, row) };
                     }
                 }
                 let im2col = &mut w.im2col[..taps * m4 * t];
                 for (tap, rows) in im2col.chunks_exact_mut(m4 * t).enumerate() {
                     for (qd, row) in rows.chunks_exact_mut(t).enumerate() {
                         // SAFETY: indices are ≤ n and the grid has m4 columns of n + 1 quads.
-                        unsafe { (simd.gather)(reduced, qd * (n + 1), &index[tap * t..][..t], row) };
+                        let index = if consecutive { &table[tap * n + first..][..t] } else { &w.index[tap * t..][..t] };
+                        unsafe { (simd.gather)(reduced, qd * (n + 1), index, row) };
                     }
                 }
                 let acc = self.kernel.conv_k4(&conv.packed, bytes(im2col), t, t, &mut w.gemm);
@@ -504,11 +520,9 @@ impl GatedBlockI8 {
                 let dst = unsafe { std::slice::from_raw_parts_mut(x.0.add(o * n + first), t) };
                 unsafe { (simd.requantize_add)(a, offset, mult, zp, 0.0, scale, dst) };
             } else {
-                let values = &mut w.floats[..t];
-                values.fill(0.0);
-                unsafe { (simd.requantize_add)(a, offset, mult, zp, 0.0, scale, values) };
-                // SAFETY: element p of channel plane o of x; no other tile writes pixel p.
-                tile.iter().zip(values.iter()).for_each(|(&p, &v)| unsafe { *x.0.add(o * n + p as usize) += v });
+                // SAFETY: plane o of x; pixels < n, distinct, written by no other tile.
+                let plane = unsafe { std::slice::from_raw_parts_mut(x.0.add(o * n), n) };
+                unsafe { (simd.requantize_add_at)(a, offset, mult, zp, 0.0, scale, plane, tile) };
             }
         }
     }

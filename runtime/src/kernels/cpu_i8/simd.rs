@@ -17,6 +17,9 @@ pub(crate) enum Columns<'a> {
 pub(crate) struct I8Simd {
     /// `dst[i] = quantize(src[i])` with `(scale, zero_point)`.
     pub quantize: unsafe fn(&[f32], f32, f32, &mut [u8]),
+    /// `dst[j] = quantize(plane[pixels[j]])`: `(plane, pixels, scale, zero_point, dst)`; every
+    /// pixel must be within the plane (unchecked).
+    pub quantize_at: unsafe fn(&[f32], &[u32], f32, f32, &mut [u8]),
     /// `c` planar rows of `t` u8 (`src`) as K4 quads: `dst[q · ld + j]` holds rows `4q..4q + 4`
     /// of column `j` (rows past `c` zero): `(src, c, t, dst, ld)`.
     pub interleave: unsafe fn(&[u8], usize, usize, &mut [u32], usize),
@@ -33,6 +36,10 @@ pub(crate) struct I8Simd {
     /// ReLU, else 0), dequantized and added to `dst`:
     /// `(acc, offset, multiplier, zero_point, lo, scale, dst)`.
     pub requantize_add: unsafe fn(&[i32], i32, f32, f32, f32, f32, &mut [f32]),
+    /// Like `requantize_add`, added at `plane[pixels[j]]` (every pixel within the plane,
+    /// unchecked): `(acc, offset, multiplier, zero_point, lo, scale, plane, pixels)`.
+    #[allow(clippy::type_complexity)]
+    pub requantize_add_at: unsafe fn(&[i32], i32, f32, f32, f32, f32, &mut [f32], &[u32]),
 }
 
 #[inline(always)]
@@ -46,6 +53,34 @@ fn to_u8(q: f32, lo: f32) -> u8 {
 fn quantize_body(src: &[f32], scale: f32, zp: f32, dst: &mut [u8]) {
     for (d, &x) in dst.iter_mut().zip(src) {
         *d = to_u8(round_half_even(x / scale) + zp, 0.0);
+    }
+}
+
+#[inline(always)]
+fn quantize_at_body(plane: &[f32], pixels: &[u32], scale: f32, zp: f32, dst: &mut [u8]) {
+    for (d, &p) in dst.iter_mut().zip(pixels) {
+        // SAFETY: the caller guarantees every pixel is within the plane.
+        let x = unsafe { *plane.get_unchecked(p as usize) };
+        *d = to_u8(round_half_even(x / scale) + zp, 0.0);
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn requantize_add_at_body(
+    acc: &[i32],
+    offset: i32,
+    mult: f32,
+    zp: f32,
+    lo: f32,
+    scale: f32,
+    plane: &mut [f32],
+    pixels: &[u32],
+) {
+    for (&a, &p) in acc.iter().zip(pixels) {
+        let q = (round_half_even((a + offset) as f32 * mult) + zp).max(lo).min(255.0);
+        // SAFETY: the caller guarantees every pixel is within the plane.
+        unsafe { *plane.get_unchecked_mut(p as usize) += (q - zp) * scale };
     }
 }
 
@@ -165,6 +200,15 @@ macro_rules! build {
                 quantize_body(src, scale, zp, dst)
             }
             #[cfg_attr(target_arch = "x86_64", target_feature($(enable = $feature),*))]
+            pub(super) unsafe fn quantize_at(plane: &[f32], pixels: &[u32], scale: f32, zp: f32, dst: &mut [u8]) {
+                quantize_at_body(plane, pixels, scale, zp, dst)
+            }
+            #[cfg_attr(target_arch = "x86_64", target_feature($(enable = $feature),*))]
+            #[allow(clippy::too_many_arguments)]
+            pub(super) unsafe fn requantize_add_at(acc: &[i32], offset: i32, mult: f32, zp: f32, lo: f32, scale: f32, plane: &mut [f32], pixels: &[u32]) {
+                requantize_add_at_body(acc, offset, mult, zp, lo, scale, plane, pixels)
+            }
+            #[cfg_attr(target_arch = "x86_64", target_feature($(enable = $feature),*))]
             pub(super) unsafe fn interleave(src: &[u8], c: usize, t: usize, dst: &mut [u32], ld: usize) {
                 interleave_body(src, c, t, dst, ld)
             }
@@ -199,6 +243,8 @@ macro_rules! table {
     ($name:ident) => {
         I8Simd {
             quantize: $name::quantize,
+            quantize_at: $name::quantize_at,
+            requantize_add_at: $name::requantize_add_at,
             interleave: $name::interleave,
             requantize_quads: $name::requantize_quads,
             gather: $name::gather,
@@ -217,7 +263,181 @@ static PORTABLE_TABLE: I8Simd = table!(PORTABLE);
 #[cfg(target_arch = "x86_64")]
 static AVX2_TABLE: I8Simd = table!(AVX2);
 #[cfg(target_arch = "x86_64")]
-static AVX512_TABLE: I8Simd = I8Simd { gather: gather_avx512, ..table!(AVX512) };
+static AVX512_TABLE: I8Simd = I8Simd {
+    gather: gather_avx512,
+    requantize_quads: requantize_quads_avx512,
+    quantize_at: quantize_at_avx512,
+    requantize_add_at: requantize_add_at_avx512,
+    ..table!(AVX512)
+};
+
+/// [`I8Simd::quantize_at`] with `vgatherdps`, 16 pixels at a time (the portable body's
+/// arithmetic, op for op).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn quantize_at_avx512(plane: &[f32], pixels: &[u32], scale: f32, zp: f32, dst: &mut [u8]) {
+    use std::arch::x86_64::*;
+    let n = dst.len().min(pixels.len());
+    const MAGIC: f32 = 12_582_912.0;
+    let (magic, zpv, zero, hi) =
+        (_mm512_set1_ps(MAGIC), _mm512_set1_ps(zp), _mm512_setzero_ps(), _mm512_set1_ps(255.0));
+    let (big, small, sv) = (_mm512_set1_ps(4_194_304.0), _mm512_set1_ps(-4_194_304.0), _mm512_set1_ps(scale));
+    let mut j = 0;
+    while j < n {
+        let lanes = (n - j).min(16);
+        let mask: __mmask16 = if lanes == 16 { 0xFFFF } else { (1u16 << lanes) - 1 };
+        let index = _mm512_maskz_loadu_epi32(mask, pixels.as_ptr().add(j) as *const i32);
+        let first = *pixels.get_unchecked(j);
+        let x = if run16(index, first, mask) {
+            _mm512_maskz_loadu_ps(mask, plane.as_ptr().add(first as usize))
+        } else {
+            _mm512_mask_i32gather_ps::<4>(zero, mask, index, plane.as_ptr())
+        };
+        let v = _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(x, sv), small), big);
+        let v = _mm512_sub_ps(_mm512_add_ps(v, magic), magic);
+        let v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, zpv), zero), hi);
+        _mm512_mask_cvtepi32_storeu_epi8(dst.as_mut_ptr().add(j) as *mut i8, mask, _mm512_cvttps_epi32(v));
+        j += 16;
+    }
+}
+
+/// [`I8Simd::requantize_add_at`] with gathers and scatters, 16 pixels at a time (distinct pixels
+/// in a call, so no lane overwrites another's sum).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn requantize_add_at_avx512(
+    acc: &[i32],
+    offset: i32,
+    mult: f32,
+    zp: f32,
+    lo: f32,
+    scale: f32,
+    plane: &mut [f32],
+    pixels: &[u32],
+) {
+    use std::arch::x86_64::*;
+    let n = acc.len().min(pixels.len());
+    const MAGIC: f32 = 12_582_912.0;
+    let (magic, zpv, lov, hi) = (_mm512_set1_ps(MAGIC), _mm512_set1_ps(zp), _mm512_set1_ps(lo), _mm512_set1_ps(255.0));
+    let (big, small) = (_mm512_set1_ps(4_194_304.0), _mm512_set1_ps(-4_194_304.0));
+    let (off, mu, sc) = (_mm512_set1_epi32(offset), _mm512_set1_ps(mult), _mm512_set1_ps(scale));
+    let mut j = 0;
+    while j < n {
+        let lanes = (n - j).min(16);
+        let mask: __mmask16 = if lanes == 16 { 0xFFFF } else { (1u16 << lanes) - 1 };
+        let a = _mm512_maskz_loadu_epi32(mask, acc.as_ptr().add(j));
+        let v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a, off)), mu);
+        let v = _mm512_min_ps(_mm512_max_ps(v, small), big);
+        let v = _mm512_sub_ps(_mm512_add_ps(v, magic), magic);
+        let q = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, zpv), lov), hi);
+        let value = _mm512_mul_ps(_mm512_sub_ps(q, zpv), sc);
+        let index = _mm512_maskz_loadu_epi32(mask, pixels.as_ptr().add(j) as *const i32);
+        let first = *pixels.get_unchecked(j);
+        if run16(index, first, mask) {
+            let at = plane.as_mut_ptr().add(first as usize);
+            _mm512_mask_storeu_ps(at, mask, _mm512_add_ps(_mm512_maskz_loadu_ps(mask, at), value));
+        } else {
+            // Zen 5's scatter is slower than 16 scalar read-modify-writes.
+            let mut v = [0f32; 16];
+            _mm512_storeu_ps(v.as_mut_ptr(), value);
+            for (l, &vl) in v.iter().enumerate().take(lanes) {
+                *plane.get_unchecked_mut(*pixels.get_unchecked(j + l) as usize) += vl;
+            }
+        }
+        j += 16;
+    }
+}
+
+/// [`I8Simd::requantize_quads`] with the 4 channels of a quad requantized and packed in
+/// registers, 16 pixels at a time (the same arithmetic, op for op, as the portable body).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn requantize_quads_avx512(
+    acc: &[i32],
+    t: usize,
+    offset: &[i32],
+    mult: &[f32],
+    zp: f32,
+    lo: f32,
+    dst: &mut [u32],
+    ld: usize,
+    columns: Columns<'_>,
+) {
+    use std::arch::x86_64::*;
+    let m = offset.len();
+    let (base, pixels) = match columns {
+        Columns::From(base) => (base, None),
+        Columns::At(pixels) => (0, Some(pixels)),
+    };
+    assert!(acc.len() >= m * t);
+    match pixels {
+        None => assert!(dst.len() >= (m.div_ceil(4) - 1) * ld + base + t),
+        Some(p) => {
+            assert!(p.len() >= t && p[..t].iter().all(|&p| (p as usize) < ld) && dst.len() >= m.div_ceil(4) * ld)
+        }
+    }
+    const MAGIC: f32 = 12_582_912.0;
+    let (magic, zpv, lov, hi) = (_mm512_set1_ps(MAGIC), _mm512_set1_ps(zp), _mm512_set1_ps(lo), _mm512_set1_ps(255.0));
+    let (big, small) = (_mm512_set1_ps(4_194_304.0), _mm512_set1_ps(-4_194_304.0));
+    for q in 0..m.div_ceil(4) {
+        let out = dst.as_mut_ptr().add(q * ld + base);
+        let mut j = 0;
+        while j < t {
+            let lanes = (t - j).min(16);
+            let mask: __mmask16 = if lanes == 16 { 0xFFFF } else { (1u16 << lanes) - 1 };
+            let mut packed = _mm512_setzero_si512();
+            for r in 0..4 {
+                let o = 4 * q + r;
+                if o >= m {
+                    break;
+                }
+                let a = _mm512_maskz_loadu_epi32(mask, acc.as_ptr().add(o * t + j));
+                let v = _mm512_mul_ps(
+                    _mm512_cvtepi32_ps(_mm512_add_epi32(a, _mm512_set1_epi32(offset[o]))),
+                    _mm512_set1_ps(mult[o]),
+                );
+                // round_half_even: clamp, add and subtract 1.5 · 2²³; then + zp, clamp to lo..255.
+                let v = _mm512_min_ps(_mm512_max_ps(v, small), big);
+                let v = _mm512_sub_ps(_mm512_add_ps(v, magic), magic);
+                let v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, zpv), lov), hi);
+                let v = _mm512_cvttps_epi32(v);
+                let v = match r {
+                    0 => v,
+                    1 => _mm512_slli_epi32::<8>(v),
+                    2 => _mm512_slli_epi32::<16>(v),
+                    _ => _mm512_slli_epi32::<24>(v),
+                };
+                packed = _mm512_or_si512(packed, v);
+            }
+            match pixels {
+                None => _mm512_mask_storeu_epi32(out.add(j) as *mut i32, mask, packed),
+                Some(p) => {
+                    let index = _mm512_maskz_loadu_epi32(mask, p.as_ptr().add(j) as *const i32);
+                    let first = *p.get_unchecked(j);
+                    if run16(index, first, mask) {
+                        _mm512_mask_storeu_epi32(out.add(first as usize) as *mut i32, mask, packed);
+                    } else {
+                        _mm512_mask_i32scatter_epi32::<4>(out as *mut i32, mask, index, packed);
+                    }
+                }
+            }
+            j += 16;
+        }
+    }
+}
+
+/// Whether the `mask`ed lanes of `index` are `first, first + 1, …` (a run: plain loads and
+/// stores serve it).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn run16(index: std::arch::x86_64::__m512i, first: u32, mask: std::arch::x86_64::__mmask16) -> bool {
+    use std::arch::x86_64::*;
+    let iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    _mm512_mask_cmpeq_epi32_mask(mask, index, _mm512_add_epi32(_mm512_set1_epi32(first as i32), iota)) == mask
+}
 
 /// [`I8Simd::gather`] with `vpgatherdd`, 16 quads at a time.
 #[cfg(target_arch = "x86_64")]
@@ -226,16 +446,14 @@ unsafe fn gather_avx512(src: &[u32], base: usize, index: &[u32], dst: &mut [u32]
     use std::arch::x86_64::*;
     let n = dst.len().min(index.len());
     let from = src.as_ptr().add(base) as *const i32;
-    let iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     let mut j = 0;
     while j < n {
         let lanes = (n - j).min(16);
         let mask: __mmask16 = if lanes == 16 { 0xFFFF } else { (1u16 << lanes) - 1 };
         let vindex = _mm512_maskz_loadu_epi32(mask, index.as_ptr().add(j) as *const i32);
         // 16 consecutive indices (a dense tile inside an image row): one plain load.
-        let first = *index.get_unchecked(j) as i32;
-        let run = _mm512_mask_cmpeq_epi32_mask(mask, vindex, _mm512_add_epi32(_mm512_set1_epi32(first), iota)) == mask;
-        let v = if run {
+        let first = *index.get_unchecked(j);
+        let v = if run16(vindex, first, mask) {
             _mm512_maskz_loadu_epi32(mask, from.add(first as usize))
         } else {
             _mm512_mask_i32gather_epi32::<4>(_mm512_setzero_si512(), mask, vindex, from)
