@@ -5,6 +5,7 @@ use tract_onnx::tract_core::internal::*;
 
 use super::{floats, OutputSlot, PagKernelOp};
 use crate::kernels::cpu_f32::{ConvScratch, PerforatedConv};
+use crate::pag::ConvGeometry;
 
 /// A dense convolution `[1, C, h, w] → [1, O, oh, ow]` with bias, optionally followed by ReLU.
 #[derive(Debug, Clone)]
@@ -20,27 +21,15 @@ impl PagKernelOp for ConvOp {
     const NAME: &'static str = "PagConv";
 
     fn info(&self) -> String {
-        let g = self.conv.geometry();
-        format!(
-            "{}→{} {}×{} stride {} dilation {}{}",
-            self.conv.in_channels(),
-            self.conv.out_channels(),
-            g.kernel_height(),
-            g.kernel_width(),
-            g.stride(),
-            g.dilation(),
-            if self.relu { " + ReLU" } else { "" }
-        )
+        describe(self.conv.geometry(), self.conv.in_channels(), self.conv.out_channels(), self.relu)
     }
 
     fn output_fact(&self, _inputs: &[&TypedFact]) -> TractResult<TypedFact> {
-        let g = self.conv.geometry();
-        Ok(f32::fact([1, self.conv.out_channels(), g.out_height(), g.out_width()]))
+        Ok(output_fact(self.conv.geometry(), self.conv.out_channels()))
     }
 
     fn dense_fmas(&self, _inputs: &[&TypedFact]) -> TractResult<u64> {
-        let g = self.conv.geometry();
-        Ok((self.conv.out_channels() * self.conv.in_channels() * g.taps() * g.out_height() * g.out_width()) as u64)
+        Ok(dense_fmas(self.conv.geometry(), self.conv.in_channels(), self.conv.out_channels()))
     }
 
     fn eval(&self, scratch: &mut ConvScratch, output: &mut OutputSlot, inputs: TVec<TValue>) -> TractResult<TValue> {
@@ -57,4 +46,26 @@ impl PagKernelOp for ConvOp {
             Ok(())
         })
     }
+}
+
+/// `C→O k×k stride s dilation d [+ ReLU]`: a conv op's line in tract's dumps.
+pub(super) fn describe(g: &ConvGeometry, inputs: usize, outputs: usize, relu: bool) -> String {
+    format!(
+        "{inputs}→{outputs} {}×{} stride {} dilation {}{}",
+        g.kernel_height(),
+        g.kernel_width(),
+        g.stride(),
+        g.dilation(),
+        if relu { " + ReLU" } else { "" }
+    )
+}
+
+/// A conv op's output: f32 `[1, O, oh, ow]`.
+pub(super) fn output_fact(g: &ConvGeometry, outputs: usize) -> TypedFact {
+    f32::fact([1, outputs, g.out_height(), g.out_width()])
+}
+
+/// A dense conv's FMAs.
+pub(super) fn dense_fmas(g: &ConvGeometry, inputs: usize, outputs: usize) -> u64 {
+    (outputs * inputs * g.taps() * g.out_height() * g.out_width()) as u64
 }

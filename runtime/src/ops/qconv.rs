@@ -18,28 +18,20 @@ impl PagKernelOp for QConvOp {
     const NAME: &'static str = "PagQConv";
 
     fn info(&self) -> String {
-        let g = self.conv.geometry();
+        let c = &self.conv;
         format!(
-            "{} int8 {}→{} {}×{} stride {} dilation {}{}",
+            "{} int8 {}",
             self.name,
-            self.conv.in_channels(),
-            self.conv.out_channels(),
-            g.kernel_height(),
-            g.kernel_width(),
-            g.stride(),
-            g.dilation(),
-            if self.conv.relu() { " + ReLU" } else { "" }
+            super::conv::describe(c.geometry(), c.in_channels(), c.out_channels(), c.relu())
         )
     }
 
     fn output_fact(&self, _inputs: &[&TypedFact]) -> TractResult<TypedFact> {
-        let g = self.conv.geometry();
-        Ok(f32::fact([1, self.conv.out_channels(), g.out_height(), g.out_width()]))
+        Ok(super::conv::output_fact(self.conv.geometry(), self.conv.out_channels()))
     }
 
     fn dense_fmas(&self, _inputs: &[&TypedFact]) -> TractResult<u64> {
-        let g = self.conv.geometry();
-        Ok((self.conv.out_channels() * self.conv.in_channels() * g.taps() * g.out_height() * g.out_width()) as u64)
+        Ok(super::conv::dense_fmas(self.conv.geometry(), self.conv.in_channels(), self.conv.out_channels()))
     }
 
     fn eval(&self, scratch: &mut QConv2dScratch, output: &mut OutputSlot, inputs: TVec<TValue>) -> TractResult<TValue> {

@@ -102,6 +102,31 @@ impl ConvGeometry {
         self.taps() == 1 && self.stride == 1 && self.padding == [0; 4]
     }
     /// Input coordinates (may be negative: padding) of tap (0, 0) for output pixel `(oy, ox)`.
+    /// `[tap][output pixel]`: the input pixel (row-major) each tap of each output pixel reads, or
+    /// `in_height · in_width` where it falls in the padding. Fixed by the geometry: kernels build
+    /// it once and read their im2col through it.
+    pub fn tap_table(&self) -> Vec<u32> {
+        let (h, w, d) = (self.in_height, self.in_width, self.dilation);
+        let (oh, ow) = (self.out_height(), self.out_width());
+        let (n, on) = (h * w, oh * ow);
+        let mut table = vec![0u32; self.taps() * on];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let (y0, x0) = self.tap_origin(oy, ox);
+                for ky in 0..self.kernel_height {
+                    let iy = y0 + (ky * d) as isize;
+                    for kx in 0..self.kernel_width {
+                        let ix = x0 + (kx * d) as isize;
+                        let inside = iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w;
+                        table[(ky * self.kernel_width + kx) * on + oy * ow + ox] =
+                            if inside { (iy as usize * w + ix as usize) as u32 } else { n as u32 };
+                    }
+                }
+            }
+        }
+        table
+    }
+
     pub(crate) fn tap_origin(&self, oy: usize, ox: usize) -> (isize, isize) {
         ((oy * self.stride) as isize - self.padding[0] as isize, (ox * self.stride) as isize - self.padding[1] as isize)
     }

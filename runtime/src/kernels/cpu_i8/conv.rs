@@ -10,6 +10,7 @@
 use super::gemm::{I8GemmScratch, I8Kernel, PackedWeights};
 use super::quant::{QConv, QConvWeights};
 use super::simd::{self, I8Simd};
+use super::{bytes, grow, pack_padded, up4};
 use crate::error::{PagError, Result};
 use crate::kernels::cpu_f32::parallel::{for_each_tile, PerWorker, SharedMut};
 use crate::kernels::cpu_f32::{isa, CpuIsa};
@@ -62,21 +63,6 @@ impl QConv2dScratch {
     }
 }
 
-fn up4(n: usize) -> usize {
-    n.div_ceil(4) * 4
-}
-
-fn grow<T: Default + Clone>(buffer: &mut Vec<T>, len: usize) {
-    if buffer.len() < len {
-        buffer.resize(len, T::default());
-    }
-}
-
-fn bytes(v: &[u32]) -> &[u8] {
-    // SAFETY: u8 has no alignment or validity requirements; same memory, 4× the length.
-    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, v.len() * 4) }
-}
-
 impl QConv2d {
     /// From QDQ weights `[O, C, kh, kw]` (`dims`) on `geometry`, with a ReLU fused or not.
     pub fn new(weights: &QConvWeights<'_>, dims: [usize; 4], geometry: ConvGeometry, relu: bool) -> Result<Self> {
@@ -91,31 +77,16 @@ impl QConv2d {
         let taps = kh * kw;
         let q = QConv::new(weights, o, c, taps, relu, "quantized conv")?;
         let kernel = I8Kernel::best(o, taps * up4(c), TILE)?;
-        let packed = pack(&q, taps, &kernel)?;
+        let packed = pack_padded(&q, taps, &kernel)?;
         let on = geometry.out_height() * geometry.out_width();
         let pixels = (0..on as u32).collect();
-        let (h, w, d) = (geometry.in_height(), geometry.in_width(), geometry.dilation());
-        let mut index = vec![0u32; taps * on];
-        for oy in 0..geometry.out_height() {
-            for ox in 0..geometry.out_width() {
-                let (y0, x0) = geometry.tap_origin(oy, ox);
-                for ky in 0..kh {
-                    let iy = y0 + (ky * d) as isize;
-                    for kx in 0..kw {
-                        let ix = x0 + (kx * d) as isize;
-                        let inside = iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w;
-                        index[(ky * kw + kx) * on + oy * geometry.out_width() + ox] =
-                            if inside { (iy as usize * w + ix as usize) as u32 } else { (h * w) as u32 };
-                    }
-                }
-            }
-        }
+        let index = geometry.tap_table();
         Ok(QConv2d { geometry, channels: c, q, packed, kernel, isa: isa::best(), pixels, index })
     }
 
     /// The same conv on another int8 kernel and element-wise build (tests run every one).
     pub fn with_kernel(mut self, kernel: I8Kernel, isa: &'static CpuIsa) -> Result<Self> {
-        self.packed = pack(&self.q, self.geometry.taps(), &kernel)?;
+        self.packed = pack_padded(&self.q, self.geometry.taps(), &kernel)?;
         self.kernel = kernel;
         self.isa = isa;
         Ok(self)
@@ -203,17 +174,4 @@ impl QConv2d {
             unsafe { (simd.requantize_add)(a, q.offset[o], q.multiplier[o], zp, lo, q.output.scale, dst) };
         }
     }
-}
-
-/// Weights `[O][tap][C]` packed with each tap's channels padded to a multiple of 4.
-fn pack(q: &QConv, taps: usize, kernel: &I8Kernel) -> Result<PackedWeights> {
-    let inp = q.depth / taps;
-    let inp4 = up4(inp);
-    let mut padded = vec![0i8; q.out * taps * inp4];
-    for (dst, src) in padded.chunks_exact_mut(taps * inp4).zip(q.weights.chunks_exact(q.depth)) {
-        for (d, s) in dst.chunks_exact_mut(inp4).zip(src.chunks_exact(inp)) {
-            d[..inp].copy_from_slice(s);
-        }
-    }
-    kernel.pack_weights(&padded, q.out, taps * inp4)
 }

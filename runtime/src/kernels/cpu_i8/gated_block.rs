@@ -17,6 +17,7 @@
 use super::gemm::{I8GemmScratch, I8Kernel, PackedWeights};
 use super::quant::{QConv, QConvWeights};
 use super::simd::{self, Columns, I8Simd};
+use super::{bytes, grow, pack_padded, up4};
 use crate::error::{PagError, Result};
 use crate::kernels::cpu_f32::parallel::{for_each_tile, PerWorker, SharedMut};
 use crate::kernels::cpu_f32::{isa, CpuIsa};
@@ -90,28 +91,6 @@ pub struct GatedBlockI8 {
     expand: Conv,
 }
 
-/// The `[tap][pixel]` index table of a conv branch (see [`GatedBlockI8::taps_index`]).
-fn taps_index(shape: &BranchShape, (h, w): (usize, usize)) -> Vec<u32> {
-    let BranchShape::Conv { geometry, .. } = shape else { return vec![] };
-    let (k, d, n) = (geometry.kernel_width(), geometry.dilation(), h * w);
-    let mut index = vec![0u32; geometry.taps() * n];
-    for y in 0..h {
-        for x in 0..w {
-            let (y0, x0) = geometry.tap_origin(y, x);
-            for ky in 0..k {
-                let iy = y0 + (ky * d) as isize;
-                for kx in 0..k {
-                    let ix = x0 + (kx * d) as isize;
-                    let inside = iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w;
-                    index[(ky * k + kx) * n + y * w + x] =
-                        if inside { (iy as usize * w + ix as usize) as u32 } else { n as u32 };
-                }
-            }
-        }
-    }
-    index
-}
-
 /// One worker's buffers for one pixel tile (`t ≤ TILE` pixels).
 #[derive(Default)]
 struct TileScratch {
@@ -179,35 +158,9 @@ impl GatedBlockI8Scratch {
     }
 }
 
-fn grow<T: Default + Clone>(buffer: &mut Vec<T>, len: usize) {
-    if buffer.len() < len {
-        buffer.resize(len, T::default());
-    }
-}
-
-/// `n` rounded up to a multiple of 4.
-fn up4(n: usize) -> usize {
-    n.div_ceil(4) * 4
-}
-
-/// A u32 slice as its bytes.
-fn bytes(v: &[u32]) -> &[u8] {
-    // SAFETY: u8 has no alignment or validity requirements; same memory, 4× the length.
-    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, v.len() * 4) }
-}
-
-/// A conv's weights (`[out][tap][inp]`) packed with each tap's channels padded to a multiple
-/// of 4 (zero weights), as the K4 tiles lay them out.
+/// A conv's weights packed for `kernel` (see [`pack_padded`]).
 fn pack(q: QConv, taps: usize, kernel: &I8Kernel) -> Result<Conv> {
-    let inp = q.depth / taps;
-    let inp4 = up4(inp);
-    let mut padded = vec![0i8; q.out * taps * inp4];
-    for (dst, src) in padded.chunks_exact_mut(taps * inp4).zip(q.weights.chunks_exact(q.depth)) {
-        for (d, s) in dst.chunks_exact_mut(inp4).zip(src.chunks_exact(inp)) {
-            d[..inp].copy_from_slice(s);
-        }
-    }
-    let packed = kernel.pack_weights(&padded, q.out, taps * inp4)?;
+    let packed = pack_padded(&q, taps, kernel)?;
     Ok(Conv { q, packed })
 }
 
@@ -327,8 +280,14 @@ impl GatedBlockI8 {
             .zip(&branch_taps)
             .map(|(b, &taps)| b.map(|q| pack(q, taps, &kernel)).transpose())
             .collect::<Result<Vec<_>>>()?;
-        let grid = (shape.height, shape.width);
-        let taps_index = shape.branches.iter().map(|b| taps_index(b, grid)).collect();
+        let taps_index = shape
+            .branches
+            .iter()
+            .map(|b| match b {
+                BranchShape::Conv { geometry, .. } => geometry.tap_table(),
+                BranchShape::Copy => vec![],
+            })
+            .collect();
         Ok(GatedBlockI8 {
             taps_index,
             shape,

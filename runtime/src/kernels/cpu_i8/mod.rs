@@ -23,3 +23,35 @@ pub use conv::{QConv2d, QConv2dScratch};
 pub use gated_block::{GatedBlockI8, GatedBlockI8Scratch, QBranchWeights, QGatedBlockWeights, QMultiPoolWeights};
 pub use gemm::{I8GemmScratch, I8Kernel, PackedWeights};
 pub use quant::{QConv, QConvWeights, QParams};
+
+/// `n` rounded up to a multiple of 4 (channels of a K4 tile).
+pub(crate) fn up4(n: usize) -> usize {
+    n.div_ceil(4) * 4
+}
+
+/// Grows `buffer` to at least `len` elements (never shrinks).
+pub(crate) fn grow<T: Default + Clone>(buffer: &mut Vec<T>, len: usize) {
+    if buffer.len() < len {
+        buffer.resize(len, T::default());
+    }
+}
+
+/// A u32 slice (K4 quads) as its bytes.
+pub(crate) fn bytes(v: &[u32]) -> &[u8] {
+    // SAFETY: u8 has no alignment or validity requirements; same memory, 4× the length.
+    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, v.len() * 4) }
+}
+
+/// A conv's weights (`[out][tap][inp]`) packed for `kernel` with each tap's channels padded to a
+/// multiple of 4 (zero weights), as the K4 tiles lay them out.
+pub(crate) fn pack_padded(q: &QConv, taps: usize, kernel: &I8Kernel) -> crate::Result<PackedWeights> {
+    let inp = q.depth / taps;
+    let inp4 = up4(inp);
+    let mut padded = vec![0i8; q.out * taps * inp4];
+    for (dst, src) in padded.chunks_exact_mut(taps * inp4).zip(q.weights.chunks_exact(q.depth)) {
+        for (d, s) in dst.chunks_exact_mut(inp4).zip(src.chunks_exact(inp)) {
+            d[..inp].copy_from_slice(s);
+        }
+    }
+    kernel.pack_weights(&padded, q.out, taps * inp4)
+}

@@ -278,14 +278,11 @@ static AVX512_TABLE: I8Simd = I8Simd {
 unsafe fn quantize_at_avx512(plane: &[f32], pixels: &[u32], scale: f32, zp: f32, dst: &mut [u8]) {
     use std::arch::x86_64::*;
     let n = dst.len().min(pixels.len());
-    const MAGIC: f32 = 12_582_912.0;
-    let (magic, zpv, zero, hi) =
-        (_mm512_set1_ps(MAGIC), _mm512_set1_ps(zp), _mm512_setzero_ps(), _mm512_set1_ps(255.0));
-    let (big, small, sv) = (_mm512_set1_ps(4_194_304.0), _mm512_set1_ps(-4_194_304.0), _mm512_set1_ps(scale));
+    let (zero, sv) = (_mm512_setzero_ps(), _mm512_set1_ps(scale));
     let mut j = 0;
     while j < n {
         let lanes = (n - j).min(16);
-        let mask: __mmask16 = if lanes == 16 { 0xFFFF } else { (1u16 << lanes) - 1 };
+        let mask = lanes_mask(lanes);
         let index = _mm512_maskz_loadu_epi32(mask, pixels.as_ptr().add(j) as *const i32);
         let first = *pixels.get_unchecked(j);
         let x = if run16(index, first, mask) {
@@ -293,9 +290,7 @@ unsafe fn quantize_at_avx512(plane: &[f32], pixels: &[u32], scale: f32, zp: f32,
         } else {
             _mm512_mask_i32gather_ps::<4>(zero, mask, index, plane.as_ptr())
         };
-        let v = _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(x, sv), small), big);
-        let v = _mm512_sub_ps(_mm512_add_ps(v, magic), magic);
-        let v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, zpv), zero), hi);
+        let v = saturate16(_mm512_div_ps(x, sv), zp, 0.0);
         _mm512_mask_cvtepi32_storeu_epi8(dst.as_mut_ptr().add(j) as *mut i8, mask, _mm512_cvttps_epi32(v));
         j += 16;
     }
@@ -318,19 +313,14 @@ unsafe fn requantize_add_at_avx512(
 ) {
     use std::arch::x86_64::*;
     let n = acc.len().min(pixels.len());
-    const MAGIC: f32 = 12_582_912.0;
-    let (magic, zpv, lov, hi) = (_mm512_set1_ps(MAGIC), _mm512_set1_ps(zp), _mm512_set1_ps(lo), _mm512_set1_ps(255.0));
-    let (big, small) = (_mm512_set1_ps(4_194_304.0), _mm512_set1_ps(-4_194_304.0));
-    let (off, mu, sc) = (_mm512_set1_epi32(offset), _mm512_set1_ps(mult), _mm512_set1_ps(scale));
+    let (off, mu, sc, zpv) =
+        (_mm512_set1_epi32(offset), _mm512_set1_ps(mult), _mm512_set1_ps(scale), _mm512_set1_ps(zp));
     let mut j = 0;
     while j < n {
         let lanes = (n - j).min(16);
-        let mask: __mmask16 = if lanes == 16 { 0xFFFF } else { (1u16 << lanes) - 1 };
+        let mask = lanes_mask(lanes);
         let a = _mm512_maskz_loadu_epi32(mask, acc.as_ptr().add(j));
-        let v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a, off)), mu);
-        let v = _mm512_min_ps(_mm512_max_ps(v, small), big);
-        let v = _mm512_sub_ps(_mm512_add_ps(v, magic), magic);
-        let q = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, zpv), lov), hi);
+        let q = saturate16(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a, off)), mu), zp, lo);
         let value = _mm512_mul_ps(_mm512_sub_ps(q, zpv), sc);
         let index = _mm512_maskz_loadu_epi32(mask, pixels.as_ptr().add(j) as *const i32);
         let first = *pixels.get_unchecked(j);
@@ -378,15 +368,12 @@ unsafe fn requantize_quads_avx512(
             assert!(p.len() >= t && p[..t].iter().all(|&p| (p as usize) < ld) && dst.len() >= m.div_ceil(4) * ld)
         }
     }
-    const MAGIC: f32 = 12_582_912.0;
-    let (magic, zpv, lov, hi) = (_mm512_set1_ps(MAGIC), _mm512_set1_ps(zp), _mm512_set1_ps(lo), _mm512_set1_ps(255.0));
-    let (big, small) = (_mm512_set1_ps(4_194_304.0), _mm512_set1_ps(-4_194_304.0));
     for q in 0..m.div_ceil(4) {
         let out = dst.as_mut_ptr().add(q * ld + base);
         let mut j = 0;
         while j < t {
             let lanes = (t - j).min(16);
-            let mask: __mmask16 = if lanes == 16 { 0xFFFF } else { (1u16 << lanes) - 1 };
+            let mask = lanes_mask(lanes);
             let mut packed = _mm512_setzero_si512();
             for r in 0..4 {
                 let o = 4 * q + r;
@@ -398,11 +385,7 @@ unsafe fn requantize_quads_avx512(
                     _mm512_cvtepi32_ps(_mm512_add_epi32(a, _mm512_set1_epi32(offset[o]))),
                     _mm512_set1_ps(mult[o]),
                 );
-                // round_half_even: clamp, add and subtract 1.5 · 2²³; then + zp, clamp to lo..255.
-                let v = _mm512_min_ps(_mm512_max_ps(v, small), big);
-                let v = _mm512_sub_ps(_mm512_add_ps(v, magic), magic);
-                let v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, zpv), lov), hi);
-                let v = _mm512_cvttps_epi32(v);
+                let v = _mm512_cvttps_epi32(saturate16(v, zp, lo));
                 let v = match r {
                     0 => v,
                     1 => _mm512_slli_epi32::<8>(v),
@@ -428,6 +411,31 @@ unsafe fn requantize_quads_avx512(
     }
 }
 
+/// The quantizer of the AVX-512 builds: `min(max(round_half_even(v) + zp, lo), 255)` on 16
+/// lanes, op for op the portable bodies' arithmetic (`round_half_even` clamps to ±2²², then adds
+/// and subtracts 1.5 · 2²³).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn saturate16(v: std::arch::x86_64::__m512, zp: f32, lo: f32) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    const MAGIC: f32 = 12_582_912.0;
+    let v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-4_194_304.0)), _mm512_set1_ps(4_194_304.0));
+    let v = _mm512_sub_ps(_mm512_add_ps(v, _mm512_set1_ps(MAGIC)), _mm512_set1_ps(MAGIC));
+    _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, _mm512_set1_ps(zp)), _mm512_set1_ps(lo)), _mm512_set1_ps(255.0))
+}
+
+/// The mask of the first `lanes` (≤ 16) lanes.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn lanes_mask(lanes: usize) -> std::arch::x86_64::__mmask16 {
+    if lanes >= 16 {
+        0xFFFF
+    } else {
+        (1u16 << lanes) - 1
+    }
+}
+
 /// Whether the `mask`ed lanes of `index` are `first, first + 1, …` (a run: plain loads and
 /// stores serve it).
 #[cfg(target_arch = "x86_64")]
@@ -449,7 +457,7 @@ unsafe fn gather_avx512(src: &[u32], base: usize, index: &[u32], dst: &mut [u32]
     let mut j = 0;
     while j < n {
         let lanes = (n - j).min(16);
-        let mask: __mmask16 = if lanes == 16 { 0xFFFF } else { (1u16 << lanes) - 1 };
+        let mask = lanes_mask(lanes);
         let vindex = _mm512_maskz_loadu_epi32(mask, index.as_ptr().add(j) as *const i32);
         // 16 consecutive indices (a dense tile inside an image row): one plain load.
         let first = *index.get_unchecked(j);

@@ -65,7 +65,7 @@ pub unsafe fn conv_k4(w: &VnniWeights, act: &[u8], ld: usize, n: usize, out: &mu
     let mut j = 0;
     while j < n {
         let lanes = (n - j).min(16);
-        let mask: __mmask16 = if lanes == 16 { 0xFFFF } else { (1u16 << lanes) - 1 };
+        let mask = super::simd::lanes_mask(lanes);
         let (a, o_ptr) = (act.as_ptr().add(j * 4), out.as_mut_ptr().add(j));
         let mut o = 0;
         while o < m {
