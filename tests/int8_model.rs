@@ -47,6 +47,7 @@ fn every_block_and_quantized_conv_runs_int8() {
     // default), each with its Q/DQ pairs fused: no QuantizeLinear is left for tract to run.
     assert_eq!(model.op_count("PagQConv"), 4);
     assert_eq!(model.op_count("PagConv"), 0);
+    assert_eq!(model.precision(), "int8 (9 of 9 gated blocks, 4 convs)");
     let plan = pag_runtime::graph::extract_sparse_blocks(
         &pag_runtime::decode_onnx(&std::fs::read(common::int8_model()).unwrap(), "int8 model").unwrap(),
         &model.info,
@@ -58,6 +59,7 @@ fn every_block_and_quantized_conv_runs_int8() {
     // The float model's blocks stay f32.
     let float = PagModel::load_with(common::shipped_model(), Execution::Sparse).unwrap();
     assert_eq!(float.op_count("PagQConv"), 0);
+    assert_eq!(float.precision(), "f32");
 }
 
 #[test]

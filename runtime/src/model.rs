@@ -109,6 +109,24 @@ impl PagModel {
         self.plan.model().nodes().iter().filter(|n| n.op.name() == op).count()
     }
 
+    /// What arithmetic the plan runs: `"f32"`, or for a QDQ model (`pag calibrate`) e.g.
+    /// `"int8 (9 of 9 gated blocks, 4 convs)"` — how many gated blocks run on the int8 kernels
+    /// and how many ungated quantized convs run as one int8 op.
+    pub fn precision(&self) -> String {
+        let nodes = self.plan.model().nodes();
+        let blocks = nodes
+            .iter()
+            .filter(|n| {
+                n.op.name() == "PagGatedBlock" && n.op.info().is_ok_and(|i| i.iter().any(|l| l.ends_with(" int8")))
+            })
+            .count();
+        let convs = self.op_count("PagQConv");
+        if blocks + convs == 0 {
+            return "f32".into();
+        }
+        format!("int8 ({blocks} of {} gated blocks, {convs} convs)", self.info.gated_blocks.len())
+    }
+
     /// Number of model inputs the plan expects.
     pub(crate) fn input_count(&self) -> usize {
         1 + self.rho_index.is_some() as usize

@@ -90,12 +90,13 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         v[((v.len() - 1) as f64 * p).round() as usize]
     };
     println!(
-        "{} on {} thread(s), {}×{}, CPU kernels: {}",
+        "{} on {} thread(s), {}×{}, CPU kernels: {}, precision: {}",
         path.display(),
         session.threads(),
         w,
         h,
-        pag_runtime::kernels::cpu_f32::isa::best().name
+        pag_runtime::kernels::cpu_f32::isa::best().name,
+        model.precision()
     );
     let mut ladder = Vec::new();
     for (i, mode) in a.mode.iter().enumerate() {

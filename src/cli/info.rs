@@ -41,6 +41,7 @@ pub fn info(path: &Path) -> Result<()> {
     for reason in &m.dense_fallbacks {
         println!("  {reason}");
     }
+    println!("precision   {}", m.precision());
     if let Some(t) = i.metadata.get("pag.training") {
         println!("training    {t}");
     }

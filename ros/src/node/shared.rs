@@ -33,7 +33,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Loads a model with the node's load options (sparse execution, `threads`).
 pub(crate) fn load_model(path: &str, options: LoadOptions) -> Result<Arc<PagModel>, String> {
-    PagModel::load_with_options(path, options).map(Arc::new).map_err(|e| format!("cannot load model {path}: {e}"))
+    let model = PagModel::load_with_options(path, options).map_err(|e| format!("cannot load model {path}: {e}"))?;
+    info!("model {}: {} on {} thread(s)", model_name(path), model.precision(), options.resolved_threads());
+    Ok(Arc::new(model))
 }
 
 pub(crate) fn model_name(path: &str) -> String {
