@@ -115,4 +115,8 @@ fn operators_allocate_nothing_after_warm_up(path: std::path::PathBuf, threads: u
             );
         }
     }
+    // The counters are process-wide: a dropped session's pool threads exit asynchronously (and
+    // allocate while they do), so let them finish before the next measurement takes its turn.
+    drop(session);
+    std::thread::sleep(std::time::Duration::from_millis(300));
 }

@@ -20,7 +20,12 @@ fn version_1_model_loads_with_its_v1_structure() {
     assert!(model.dense_fallbacks.is_empty(), "{:?}", model.dense_fallbacks);
     assert_eq!(model.sparse_op_counts(), (8, 1), "8 gated blocks and one standalone MultiPool");
     assert_eq!(model.sparse_resize_count(), 2, "both bilinear upsamplings run as PagResize");
-    assert_eq!(model.op_count("PagConv"), 3, "stem.1, down2 and the decoder's 3×3 run on pagrt's conv");
+    assert_eq!(
+        model.op_count("PagConv"),
+        9,
+        "stem.1, down2, the decoder's 3×3 and the six ungated 1×1s (trans3, the MultiPool bottleneck's \
+         reduce and expand, the two laterals, the head) run on pagrt's conv"
+    );
     assert!(model.info.camera_mount.is_none(), "version 1 declares no camera mount");
 }
 

@@ -16,7 +16,11 @@ fn sparse_execution_installs_one_op_per_module() {
     // Model v2: 9 gated blocks (one of them a gated MultiPool), no standalone MultiPool.
     assert_eq!(model.sparse_op_counts(), (9, 0));
     assert_eq!(model.sparse_resize_count(), 2, "both bilinear upsamplings run as PagResize");
-    assert_eq!(model.op_count("PagConv"), 2, "the 2×2 stride-2 convs stem.1 and down2 run on pagrt's conv");
+    assert_eq!(
+        model.op_count("PagConv"),
+        4,
+        "the 2×2 stride-2 convs stem.1 and down2 and the 1×1 lateral and head run on pagrt's conv"
+    );
     assert_eq!(model.op_count("PagL2Norm"), 1, "the normals head's L2 normalisation is fused");
     let dense = PagModel::load_with(shipped_model(), Execution::Dense).unwrap();
     assert_eq!(dense.sparse_op_counts(), (0, 0));

@@ -160,7 +160,9 @@ fn profile(session: &mut Session, rgb: ArrayView3<u8>, frames: usize) -> Result<
         println!("    {t:7.2} ms  {k}");
     }
     println!("  slowest nodes:");
-    for (k, t) in sorted(by_node).iter().take(10) {
+    for (k, t) in
+        sorted(by_node).iter().take(std::env::var("PAG_PROFILE_NODES").ok().and_then(|v| v.parse().ok()).unwrap_or(10))
+    {
         println!("    {t:7.2} ms  {k}");
     }
     Ok(())

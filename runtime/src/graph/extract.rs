@@ -122,6 +122,59 @@ pub(crate) fn extract_qconvs(proto: &ModelProto, shapes: Shapes) -> Vec<Result<E
     out
 }
 
+/// An ungated float 1×1 conv (the lateral, the head) as one pagrt conv op: tract's declutter
+/// would turn it into a matmul that ran 3–6× slower than pagrt's GEMM on these shapes.
+#[derive(Debug, Clone)]
+pub struct ExtractedPointwise {
+    pub input: String,
+    /// The conv's output, or its Relu's when a Relu is its only consumer (then fused).
+    pub output: String,
+    pub name: String,
+    pub conv: crate::kernels::cpu_f32::PerforatedConv,
+    pub relu: bool,
+}
+
+/// Every float 1×1, stride-1, unpadded, ungrouped conv of `proto` with ≥ 16 input channels and
+/// initializer weights, as pagrt conv ops (convs inside gated blocks included: the caller skips
+/// those its blocks replaced).
+pub(crate) fn extract_pointwise(proto: &ModelProto, shapes: Shapes) -> Vec<ExtractedPointwise> {
+    let Some(graph) = proto.graph.as_ref() else { return vec![] };
+    let g = OnnxIndex::new(graph);
+    g.convs()
+        .filter_map(|node| {
+            let output = node.output.first()?;
+            let conv = g.conv(output, "conv").ok()?;
+            if conv.quant.is_some() || conv.check_pointwise("conv").is_err() || conv.dims[1] < 16 {
+                return None;
+            }
+            let (c, h, w) = grid(shapes, conv.input()).ok()?;
+            if c != conv.dims[1] {
+                return None;
+            }
+            let consumers = g.consumers.get(output.as_str())?;
+            let relu = consumers.len() == 1 && consumers[0].op_type == "Relu";
+            let output = if relu { consumers[0].output.first()?.clone() } else { output.clone() };
+            let perforated = crate::kernels::cpu_f32::PerforatedConv::new(
+                &conv.weights,
+                conv.dims,
+                Some(&conv.bias),
+                1,
+                1,
+                [0; 4],
+                (h, w),
+            )
+            .ok()?;
+            Some(ExtractedPointwise {
+                input: conv.input().into(),
+                output,
+                name: node.name.clone(),
+                conv: perforated,
+                relu,
+            })
+        })
+        .collect()
+}
+
 /// Why a declared module cannot run on the sparse kernels (it then runs densely in tract).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unsupported {

@@ -3,7 +3,7 @@ use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
 
 use super::contract::ModelInfo;
-use super::extract::{extract_qconvs, extract_with_shapes, outlet_of};
+use super::extract::{extract_pointwise, extract_qconvs, extract_with_shapes, outlet_of};
 use crate::error::{tract_err, PagError, Result};
 use crate::kernels::cpu_f32::PerforatedConv;
 use crate::ops::{ConvOp, GatedBlockOp, L2NormOp, MultiPoolOp, PagOp, QConvOp, ResizeOp};
@@ -19,6 +19,7 @@ pub(super) fn install_sparse_ops(
 ) -> Result<Vec<String>> {
     let plan = extract_with_shapes(proto, info, Ok(&*model));
     let qconvs = extract_qconvs(proto, Ok(&*model));
+    let pointwise = extract_pointwise(proto, Ok(&*model));
     let mut fallbacks = Vec::new();
     let find = |model: &TypedModel, name: &str| {
         outlet_of(model, name).ok_or_else(|| PagError::Tract {
@@ -74,6 +75,13 @@ pub(super) fn install_sparse_ops(
         };
         let op = PagOp::new(QConvOp { name: q.name.clone(), conv: q.conv });
         replace_subgraph(model, &[input], output, format!("pag_qconv.{}", q.name), op)?;
+    }
+    for p in pointwise {
+        let (Some(input), Some(output)) = (outlet_of(model, &p.input), outlet_of(model, &p.output)) else {
+            continue;
+        };
+        let op = PagOp::new(ConvOp { conv: p.conv, relu: p.relu });
+        replace_subgraph(model, &[input], output, format!("{}.pag_conv", p.name), op)?;
     }
     Ok(fallbacks)
 }
