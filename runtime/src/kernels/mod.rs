@@ -55,6 +55,12 @@ pub trait GatedBlockKernel {
 
     /// Writes back what [`GatedBlockKernel::save`] kept, bit for bit.
     fn restore(&self, x: &mut Self::Act, pixels: &[u32], s: &mut Self::Scratch);
+
+    /// Called once after every [`GatedBlockKernel::branch`] of a frame, with every pixel a branch
+    /// ran at (ascending), before [`GatedBlockKernel::restore`]: a backend may leave part of the
+    /// branches' work to this (e.g. one expand conv over all of a MultiPool's pixels instead of
+    /// one per branch). By then `x` must hold the block output at those pixels.
+    fn finish(&self, _x: &mut Self::Act, _pixels: &[u32], _s: &mut Self::Scratch) {}
 }
 
 /// The arithmetic of an ungated MultiPool module (contract version 1): a `C → P` 1×1 selector

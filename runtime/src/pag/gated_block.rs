@@ -295,6 +295,7 @@ pub fn run<K: GatedBlockKernel>(
             kernel.branch(x, b, set.indices(), scratch);
         }
     }
+    kernel.finish(x, s.every.indices(), scratch);
     if dense_branch {
         kernel.restore(x, &s.inactive, scratch);
     }

@@ -138,6 +138,9 @@ pub struct KernelScratch {
     /// The reduce conv's output over the grid, K4 (`mid/4 × (h·w + 1)` quads; valid on the
     /// footprint), the last column the zero point that padding reads.
     reduced: Vec<u32>,
+    /// A MultiPool block's spatial output over the grid, K4 like `reduced` (each pixel written
+    /// by the one branch it chose); the expand conv reads it once, in `finish`.
+    spatial: Vec<u32>,
     /// Saved passthrough values, `C × saved pixels` (dense-branch path).
     saved: Vec<f32>,
     workers: PerWorker<TileScratch>,
@@ -153,7 +156,7 @@ impl GatedBlockI8Scratch {
     pub fn allocated_bytes(&self) -> usize {
         let k = &self.kernel;
         self.policy.allocated_bytes()
-            + 4 * (k.reduced.capacity() + k.saved.capacity())
+            + 4 * (k.reduced.capacity() + k.spatial.capacity() + k.saved.capacity())
             + k.workers.allocated_bytes(TileScratch::allocated_bytes)
     }
 }
@@ -372,6 +375,9 @@ impl GatedBlockI8 {
         let (c, mid, n) = (self.shape.channels, self.shape.mid, self.shape.pixels());
         let (c4, m4) = (up4(c) / 4, up4(mid) / 4);
         grow(&mut s.reduced, m4 * (n + 1));
+        if self.branches.len() > 1 {
+            grow(&mut s.spatial, m4 * (n + 1));
+        }
         // The padding column: the reduce output's zero point in every real channel.
         let zp = self.reduce.q.output.zero_point;
         for q in 0..m4 {
@@ -423,12 +429,26 @@ impl GatedBlockI8 {
         unsafe { (simd.requantize_quads)(acc, t, &q.offset, &q.multiplier, zp_out, zp_out, dst, n + 1, columns) };
     }
 
-    /// Branch `b` (conv or copy) then the expand conv at one tile's pixels, added to `x`.
-    fn branch_tile(&self, x: SharedMut<f32>, b: usize, tile: &[u32], reduced: &[u32], w: &mut TileScratch) {
-        let (c, mid, h, wd) = (self.shape.channels, self.shape.mid, self.shape.height, self.shape.width);
+    /// Branch `b` (conv or copy) at one tile's pixels; then, for a plain block, the expand conv
+    /// there, added to `x`. A MultiPool block's branches write their outputs into `grid` (the
+    /// block's spatial output over the grid) and leave the expand conv to `finish`.
+    fn branch_tile(
+        &self,
+        x: SharedMut<f32>,
+        b: usize,
+        tile: &[u32],
+        reduced: &[u32],
+        grid: SharedMut<u32>,
+        w: &mut TileScratch,
+    ) {
+        let (mid, h, wd) = (self.shape.mid, self.shape.height, self.shape.width);
         let (n, m4) = (h * wd, up4(mid) / 4);
         let t = tile.len();
         let simd = self.simd();
+        let multipool = self.branches.len() > 1;
+        // SAFETY: a MultiPool block's spatial grid (m4 columns of n + 1 quads); each tile writes
+        // only its own pixels' quads.
+        let grid = multipool.then(|| unsafe { std::slice::from_raw_parts_mut(grid.0, m4 * (n + 1)) });
         let spatial = &mut w.spatial[..m4 * t];
         match (&self.branches[b], &self.shape.branches[b]) {
             (Some(conv), BranchShape::Conv { geometry, .. }) => {
@@ -455,19 +475,41 @@ impl GatedBlockI8 {
                 let q = &conv.q;
                 let zp = q.output.zero_point as f32;
                 let lo = if q.relu { zp } else { 0.0 };
-                unsafe {
-                    (simd.requantize_quads)(acc, t, &q.offset, &q.multiplier, zp, lo, spatial, t, Columns::From(0))
+                let (dst, ld, columns) = match grid {
+                    Some(g) => (g, n + 1, if consecutive { Columns::From(first) } else { Columns::At(tile) }),
+                    None => (&mut *spatial, t, Columns::From(0)),
                 };
+                unsafe { (simd.requantize_quads)(acc, t, &q.offset, &q.multiplier, zp, lo, dst, ld, columns) };
             }
             _ => {
                 // A copy: the reduce output at the tile's pixels.
-                for (qd, row) in spatial.chunks_exact_mut(t).enumerate() {
-                    // SAFETY: tile pixels are < n; the grid has m4 columns of n + 1 quads.
-                    unsafe { (simd.gather)(reduced, qd * (n + 1), tile, row) };
+                match grid {
+                    Some(g) => {
+                        for qd in 0..m4 {
+                            let (src, dst) = (&reduced[qd * (n + 1)..][..n], &mut g[qd * (n + 1)..][..n]);
+                            tile.iter().for_each(|&p| dst[p as usize] = src[p as usize]);
+                        }
+                    }
+                    None => {
+                        for (qd, row) in spatial.chunks_exact_mut(t).enumerate() {
+                            // SAFETY: tile pixels are < n; the grid has m4 columns of n + 1 quads.
+                            unsafe { (simd.gather)(reduced, qd * (n + 1), tile, row) };
+                        }
+                    }
                 }
             }
         }
-        let acc = self.kernel.conv_k4(&self.expand.packed, bytes(spatial), t, t, &mut w.gemm);
+        if !multipool {
+            self.expand_tile(x, tile, spatial, t, &mut w.gemm);
+        }
+    }
+
+    /// The expand conv at one tile's pixels from their K4 spatial output (`spatial`, rows of
+    /// `ld`), dequantized and added to `x`.
+    fn expand_tile(&self, x: SharedMut<f32>, tile: &[u32], spatial: &[u32], ld: usize, gemm: &mut I8GemmScratch) {
+        let (c, n, t) = (self.shape.channels, self.shape.pixels(), tile.len());
+        let simd = self.simd();
+        let acc = self.kernel.conv_k4(&self.expand.packed, bytes(spatial), ld, t, gemm);
         let q = &self.expand.q;
         let (zp, scale) = (q.output.zero_point as f32, q.output.scale);
         let first = tile[0] as usize;
@@ -484,6 +526,22 @@ impl GatedBlockI8 {
                 unsafe { (simd.requantize_add_at)(a, offset, mult, zp, 0.0, scale, plane, tile) };
             }
         }
+    }
+
+    /// A MultiPool block's expand conv at one tile of its branch pixels, from the grid.
+    fn finish_tile(&self, x: SharedMut<f32>, tile: &[u32], grid: &[u32], w: &mut TileScratch) {
+        let (n, m4, t) = (self.shape.pixels(), up4(self.shape.mid) / 4, tile.len());
+        let first = tile[0] as usize;
+        if tile[t - 1] as usize - first == t - 1 {
+            // Consecutive pixels: the grid's columns are the tile, read in place.
+            return self.expand_tile(x, tile, &grid[first..], n + 1, &mut w.gemm);
+        }
+        let spatial = &mut w.spatial[..m4 * t];
+        for (qd, row) in spatial.chunks_exact_mut(t).enumerate() {
+            // SAFETY: tile pixels are < n; the grid has m4 columns of n + 1 quads.
+            unsafe { (self.simd().gather)(grid, qd * (n + 1), tile, row) };
+        }
+        self.expand_tile(x, tile, spatial, t, &mut w.gemm);
     }
 }
 
@@ -508,29 +566,26 @@ impl GatedBlockKernel for GatedBlockI8 {
     fn selector_scores(&self, pixels: &ActiveSet, scores: &mut [f32], s: &mut KernelScratch) {
         let (mid, n) = (self.shape.mid, self.shape.pixels());
         let q = self.reduce.q.output;
-        let stride = n + 1;
-        let mut row = [0f32; 256];
-        for &p in pixels.indices() {
-            // The pixel's reduce output, dequantized once (mid ≤ 256 in chunks).
-            for c0 in (0..mid).step_by(256) {
-                let len = (mid - c0).min(256);
-                for (i, v) in row[..len].iter_mut().enumerate() {
-                    let o = c0 + i;
-                    *v = q.dequantize(s.reduced[(o / 4) * stride + p as usize].to_le_bytes()[o % 4]);
-                }
-                for (b, (wb, bias)) in self.selector_weights.chunks_exact(mid).zip(&self.selector_bias).enumerate() {
-                    let partial: f32 = wb[c0..c0 + len].iter().zip(&row[..len]).map(|(a, v)| a * v).sum();
-                    let at = &mut scores[b * n + p as usize];
-                    *at = if c0 == 0 { bias + partial } else { *at + partial };
-                }
-            }
-        }
+        let (w, b) = (&self.selector_weights, &self.selector_bias);
+        let dq = (q.zero_point as f32, q.scale);
+        // SAFETY: this CPU supports the block's ISA; active pixels are < n.
+        unsafe { (self.simd().selector)(&s.reduced, n + 1, pixels.indices(), mid, dq, w, b, scores, n) };
     }
 
     fn branch(&self, x: &mut [f32], branch: usize, pixels: &[u32], s: &mut KernelScratch) {
         let xs = SharedMut(x.as_mut_ptr());
+        let grid = SharedMut(s.spatial.as_mut_ptr());
         let (reduced, workers) = (&s.reduced[..], &s.workers);
-        for_each_tile(pixels, TILE, |tile| workers.with(|w| self.branch_tile(xs, branch, tile, reduced, w)));
+        for_each_tile(pixels, TILE, |tile| workers.with(|w| self.branch_tile(xs, branch, tile, reduced, grid, w)));
+    }
+
+    fn finish(&self, x: &mut [f32], pixels: &[u32], s: &mut KernelScratch) {
+        if self.branches.len() < 2 || pixels.is_empty() {
+            return;
+        }
+        let xs = SharedMut(x.as_mut_ptr());
+        let (grid, workers) = (&s.spatial[..], &s.workers);
+        for_each_tile(pixels, TILE, |tile| workers.with(|w| self.finish_tile(xs, tile, grid, w)));
     }
 
     fn save(&self, x: &[f32], pixels: &[u32], s: &mut KernelScratch) {

@@ -36,6 +36,13 @@ pub(crate) struct I8Simd {
     /// ReLU, else 0), dequantized and added to `dst`:
     /// `(acc, offset, multiplier, zero_point, lo, scale, dst)`.
     pub requantize_add: unsafe fn(&[i32], i32, f32, f32, f32, f32, &mut [f32]),
+    /// A MultiPool selector on the K4 reduce output (`grid`, columns of `stride` quads):
+    /// `scores[b · n + p] = bias[b] + Σ_o w[b][o] · dequantize(channel o of pixel p)` for every
+    /// pixel `p` of `pixels` (the sum from 0 in channel order, then the bias: the portable
+    /// arithmetic in every build): `(grid, stride, pixels, mid, (zero_point, scale), weights,
+    /// bias, scores, n)`.
+    #[allow(clippy::type_complexity)]
+    pub selector: unsafe fn(&[u32], usize, &[u32], usize, (f32, f32), &[f32], &[f32], &mut [f32], usize),
     /// Like `requantize_add`, added at `plane[pixels[j]]` (every pixel within the plane,
     /// unchecked): `(acc, offset, multiplier, zero_point, lo, scale, plane, pixels)`.
     #[allow(clippy::type_complexity)]
@@ -53,6 +60,32 @@ fn to_u8(q: f32, lo: f32) -> u8 {
 fn quantize_body(src: &[f32], scale: f32, zp: f32, dst: &mut [u8]) {
     for (d, &x) in dst.iter_mut().zip(src) {
         *d = to_u8(round_half_even(x / scale) + zp, 0.0);
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn selector_body(
+    grid: &[u32],
+    stride: usize,
+    pixels: &[u32],
+    mid: usize,
+    (zp, scale): (f32, f32),
+    weights: &[f32],
+    bias: &[f32],
+    scores: &mut [f32],
+    n: usize,
+) {
+    let mut row = [0f32; 256];
+    assert!(mid <= 256, "selectors read at most 256 channels");
+    for &p in pixels {
+        for (o, v) in row[..mid].iter_mut().enumerate() {
+            let q = grid[(o / 4) * stride + p as usize].to_le_bytes()[o % 4];
+            *v = (q as f32 - zp) * scale;
+        }
+        for (b, (wb, bias)) in weights.chunks_exact(mid).zip(bias).enumerate() {
+            scores[b * n + p as usize] = bias + wb.iter().zip(&row[..mid]).map(|(a, v)| a * v).sum::<f32>();
+        }
     }
 }
 
@@ -200,6 +233,21 @@ macro_rules! build {
                 quantize_body(src, scale, zp, dst)
             }
             #[cfg_attr(target_arch = "x86_64", target_feature($(enable = $feature),*))]
+            #[allow(clippy::too_many_arguments)]
+            pub(super) unsafe fn selector(
+                grid: &[u32],
+                stride: usize,
+                pixels: &[u32],
+                mid: usize,
+                q: (f32, f32),
+                weights: &[f32],
+                bias: &[f32],
+                scores: &mut [f32],
+                n: usize,
+            ) {
+                selector_body(grid, stride, pixels, mid, q, weights, bias, scores, n)
+            }
+            #[cfg_attr(target_arch = "x86_64", target_feature($(enable = $feature),*))]
             pub(super) unsafe fn quantize_at(plane: &[f32], pixels: &[u32], scale: f32, zp: f32, dst: &mut [u8]) {
                 quantize_at_body(plane, pixels, scale, zp, dst)
             }
@@ -244,6 +292,7 @@ macro_rules! table {
         I8Simd {
             quantize: $name::quantize,
             quantize_at: $name::quantize_at,
+            selector: $name::selector,
             requantize_add_at: $name::requantize_add_at,
             interleave: $name::interleave,
             requantize_quads: $name::requantize_quads,
@@ -268,8 +317,82 @@ static AVX512_TABLE: I8Simd = I8Simd {
     requantize_quads: requantize_quads_avx512,
     quantize_at: quantize_at_avx512,
     requantize_add_at: requantize_add_at_avx512,
+    selector: selector_avx512,
     ..table!(AVX512)
 };
+
+/// [`I8Simd::selector`] 16 pixels at a time (pixels in the lanes; the portable body's operation
+/// order, mul then add, per lane).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn selector_avx512(
+    grid: &[u32],
+    stride: usize,
+    pixels: &[u32],
+    mid: usize,
+    (zp, scale): (f32, f32),
+    weights: &[f32],
+    bias: &[f32],
+    scores: &mut [f32],
+    n: usize,
+) {
+    use std::arch::x86_64::*;
+    let p = bias.len();
+    if p > 16 {
+        return selector_body(grid, stride, pixels, mid, (zp, scale), weights, bias, scores, n);
+    }
+    assert!(weights.len() >= p * mid && scores.len() >= p * n && grid.len() >= mid.div_ceil(4) * stride);
+    assert!(pixels.iter().all(|&q| (q as usize) < n && (q as usize) < stride));
+    let (zpv, sv, byte) = (_mm512_set1_ps(zp), _mm512_set1_ps(scale), _mm512_set1_epi32(0xFF));
+    let mut j = 0;
+    while j < pixels.len() {
+        let lanes = (pixels.len() - j).min(16);
+        let mask = lanes_mask(lanes);
+        let index = _mm512_maskz_loadu_epi32(mask, pixels.as_ptr().add(j) as *const i32);
+        let first = *pixels.get_unchecked(j);
+        let run = run16(index, first, mask);
+        let mut acc = [_mm512_setzero_ps(); 16];
+        for qd in 0..mid.div_ceil(4) {
+            let column = grid.as_ptr().add(qd * stride) as *const i32;
+            let quads = if run {
+                _mm512_maskz_loadu_epi32(mask, column.add(first as usize))
+            } else {
+                _mm512_mask_i32gather_epi32::<4>(_mm512_setzero_si512(), mask, index, column)
+            };
+            for r in 0..4 {
+                let o = 4 * qd + r;
+                if o >= mid {
+                    break;
+                }
+                let q = match r {
+                    0 => quads,
+                    1 => _mm512_srli_epi32::<8>(quads),
+                    2 => _mm512_srli_epi32::<16>(quads),
+                    _ => _mm512_srli_epi32::<24>(quads),
+                };
+                let v = _mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_and_si512(q, byte)), zpv), sv);
+                for (b, a) in acc.iter_mut().enumerate().take(p) {
+                    *a = _mm512_add_ps(*a, _mm512_mul_ps(_mm512_set1_ps(*weights.get_unchecked(b * mid + o)), v));
+                }
+            }
+        }
+        for (b, a) in acc.iter().enumerate().take(p) {
+            let v = _mm512_add_ps(_mm512_set1_ps(bias[b]), *a);
+            let plane = scores.as_mut_ptr().add(b * n);
+            if run {
+                _mm512_mask_storeu_ps(plane.add(first as usize), mask, v);
+            } else {
+                let mut out = [0f32; 16];
+                _mm512_storeu_ps(out.as_mut_ptr(), v);
+                for (l, &x) in out.iter().enumerate().take(lanes) {
+                    *plane.add(*pixels.get_unchecked(j + l) as usize) = x;
+                }
+            }
+        }
+        j += 16;
+    }
+}
 
 /// [`I8Simd::quantize_at`] with `vgatherdps`, 16 pixels at a time (the portable body's
 /// arithmetic, op for op).
