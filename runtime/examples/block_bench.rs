@@ -1,7 +1,7 @@
 //! Times each gated block of a model on its own (f32 or int8, whichever the model stores), at a
 //! few compute modes, on one thread, from a fixed pseudo-random input — for profiling a kernel
 //! family (`perf record` this): `cargo run --release -p pag-runtime --example block_bench --
-//! MODEL.onnx [BLOCK] [RHO...]`.
+//! MODEL.onnx [BLOCK] [RHO...]` (`SMOOTH=1`: a smooth input, blob-like masks; `REPS=N`).
 use std::time::Instant;
 
 use pag_runtime::graph::extract_sparse_blocks;
@@ -24,12 +24,21 @@ fn main() -> anyhow::Result<()> {
         }
         let (c, (h, w)) = (b.block.channels(), b.block.size());
         let mut seed = 0x2545_f491_4f6c_dd1du64;
+        // i.i.d. values (scattered masks), or with SMOOTH=1 a smooth field plus a little noise
+        // (blob-like masks, closer to a real scene's).
+        let smooth = std::env::var("SMOOTH").is_ok();
         let input: Vec<f32> = (0..c * h * w)
-            .map(|_| {
+            .map(|i| {
                 seed ^= seed << 13;
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
-                ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.3) * 3.0
+                let noise = ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.3) * 3.0;
+                if !smooth {
+                    return noise;
+                }
+                let (ch, y, x) = (i / (h * w), (i / w) % h, i % w);
+                let field = (y as f32 * 0.11 + ch as f32).sin() * (x as f32 * 0.07 + 2.0 * ch as f32).cos() * 2.0;
+                field + 0.1 * noise
             })
             .collect();
         let mut scratch = AnyGatedScratch::default();

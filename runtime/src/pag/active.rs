@@ -50,6 +50,21 @@ fn grid_len(height: usize, width: usize) -> Result<usize> {
     }
 }
 
+/// Writes the positions of the set bits of `bits` (bit `q % 32` of word `q / 32`), ascending,
+/// into the front of `list`; returns how many.
+fn bits_to_list(bits: &[u32], list: &mut [u32]) -> usize {
+    let mut count = 0;
+    for (w, &word) in bits.iter().enumerate() {
+        let mut word = word;
+        while word != 0 {
+            list[count] = (w * 32) as u32 + word.trailing_zeros();
+            count += 1;
+            word &= word - 1;
+        }
+    }
+    count
+}
+
 fn check_len(what: &str, got: usize, height: usize, width: usize) -> Result<usize> {
     let n = grid_len(height, width)?;
     if got != n {
@@ -166,8 +181,22 @@ impl ActiveSet {
             let key = |i: &u32| scores[*i as usize] + 0.0;
             let rank = |a: &u32, b: &u32| -> Ordering { key(b).total_cmp(&key(a)).then(a.cmp(b)) };
             self.indices.select_nth_unstable_by(k, rank);
-            self.indices.truncate(k);
-            self.indices.sort_unstable();
+            // The k chosen, ascending: through a bitmap in the slots of the ones not chosen (an
+            // O(n) pass where sorting them cost a tenth of a small block's time), or a sort when
+            // those are too few to hold it.
+            let words = n.div_ceil(32);
+            if n - k >= words {
+                let (list, rest) = self.indices.split_at_mut(k);
+                let bits = &mut rest[..words];
+                bits.fill(0);
+                list.iter().for_each(|&q| bits[q as usize / 32] |= 1 << (q % 32));
+                let count = bits_to_list(bits, list);
+                debug_assert_eq!(count, k);
+                self.indices.truncate(k);
+            } else {
+                self.indices.truncate(k);
+                self.indices.sort_unstable();
+            }
         }
         Ok(())
     }
@@ -190,12 +219,22 @@ impl ActiveSet {
         // The bitmap of touched input pixels lives past the first `n` slots of our own Vec: the
         // ascending list written at the front never reaches it, so nothing else is allocated.
         let words = n.div_ceil(32);
+        let taps = kh * kw;
+        if geometry.stride() == 1 && outputs.indices.len() * taps > 2 * n {
+            return self.refill_footprint_by_dilation(outputs, geometry);
+        }
         self.reset(ih, iw);
         self.indices.resize(n + words, 0);
         let (list, bits) = self.indices.split_at_mut(n);
+        let ow = outputs.width;
+        let mut oy = 0;
         for &p in &outputs.indices {
-            let (oy, ox) = (p as usize / outputs.width, p as usize % outputs.width);
-            let (y0, x0) = geometry.tap_origin(oy, ox);
+            // Row and column of p: no division while it stays on the previous row.
+            let p = p as usize;
+            if p < oy * ow || p >= (oy + 1) * ow {
+                oy = p / ow;
+            }
+            let (y0, x0) = geometry.tap_origin(oy, p - oy * ow);
             for ky in 0..kh {
                 let iy = y0 + (ky * dil) as isize;
                 if iy < 0 || iy >= ih as isize {
@@ -210,13 +249,57 @@ impl ActiveSet {
                 }
             }
         }
+        let count = bits_to_list(bits, list);
+        self.indices.truncate(count);
+        Ok(())
+    }
+
+    /// [`ActiveSet::refill_input_footprint`] for a stride-1 conv over many active pixels: the
+    /// active mask dilated by the kernel's taps, a row pass then a column pass (O(pixels · (kh +
+    /// kw)) instead of O(active · kh · kw)). Scratch lives past the first `n` slots.
+    fn refill_footprint_by_dilation(&mut self, outputs: &ActiveSet, geometry: &ConvGeometry) -> Result<()> {
+        let (ih, iw) = (geometry.in_height(), geometry.in_width());
+        let (oh, ow) = (geometry.out_height(), geometry.out_width());
+        let (n, on) = (ih * iw, oh * ow);
+        let (kh, kw, d) = (geometry.kernel_height(), geometry.kernel_width(), geometry.dilation());
+        let [top, left, _, _] = geometry.padding();
+        self.reset(ih, iw);
+        // [0, n): the list; then the active mask (on), the rows dilated (oh · iw) and one input
+        // row's OR (iw).
+        self.indices.resize(n + on + oh * iw + iw, 0);
+        let (list, rest) = self.indices.split_at_mut(n);
+        let (active, rest) = rest.split_at_mut(on);
+        let (rows, touched) = rest.split_at_mut(oh * iw);
+        active.fill(0);
+        outputs.indices.iter().for_each(|&p| active[p as usize] = 1);
+        // rows[oy][ix] = OR over kx of active[oy][ox] with ox = ix + left − kx·d inside the grid.
+        for (out_row, row) in active.chunks_exact(ow).zip(rows.chunks_exact_mut(iw)) {
+            row.fill(0);
+            for kx in 0..kw {
+                let shift = left as isize - (kx * d) as isize;
+                let (from, to) = ((-shift).max(0) as usize, ((ow as isize - shift).min(iw as isize)).max(0) as usize);
+                for ix in from..to {
+                    row[ix] |= out_row[(ix as isize + shift) as usize];
+                }
+            }
+        }
+        // touched[iy][ix] = OR over ky of rows[oy][ix] with oy = iy + top − ky·d inside the grid,
+        // one input row at a time, then listed.
         let mut count = 0;
-        for (w, &word) in bits.iter().enumerate() {
-            let mut word = word;
-            while word != 0 {
-                list[count] = (w * 32) as u32 + word.trailing_zeros();
-                count += 1;
-                word &= word - 1;
+        for iy in 0..ih {
+            touched.fill(0);
+            for ky in 0..kh {
+                let oy = iy as isize + top as isize - (ky * d) as isize;
+                if oy >= 0 && oy < oh as isize {
+                    let row = &rows[oy as usize * iw..][..iw];
+                    touched.iter_mut().zip(row).for_each(|(t, &r)| *t |= r);
+                }
+            }
+            for (ix, &t) in touched.iter().enumerate() {
+                if t != 0 {
+                    list[count] = (iy * iw + ix) as u32;
+                    count += 1;
+                }
             }
         }
         self.indices.truncate(count);
@@ -277,5 +360,17 @@ impl ActiveSet {
     /// Allocated capacity of the index list (to check that refills stop allocating).
     pub fn capacity(&self) -> usize {
         self.indices.capacity()
+    }
+
+    /// The most slots [`ActiveSet::refill_input_footprint`] uses for a conv over an `h × w` grid
+    /// whose output grid is `oh × ow` (the list, and the dilation's scratch): reserve it to warm up.
+    pub fn footprint_capacity(h: usize, w: usize, oh: usize, ow: usize) -> usize {
+        let n = h * w;
+        (n + n.div_ceil(32)).max(n + oh * ow + oh * w + w)
+    }
+
+    /// Grows the list's capacity to at least `slots` (warm-up: later refills then never allocate).
+    pub fn reserve(&mut self, slots: usize) {
+        self.indices.reserve(slots.saturating_sub(self.indices.len()));
     }
 }

@@ -188,11 +188,11 @@ impl PolicyScratch {
                 set.refill_full(h, w)?;
             }
         }
-        if self.footprint.capacity() < n + n.div_ceil(32) {
-            // A footprint borrows n/32 extra slots for its bitmap.
-            let full = ActiveSet::full(h, w)?;
-            let g = ConvGeometry::new((h, w), (1, 1), 1, 1, [0; 4])?;
-            self.footprint.refill_input_footprint(&full, &g)?;
+        // A footprint borrows extra slots for its bitmap or its dilation scratch (the block's
+        // convs are stride 1 on the block's grid).
+        let footprint = ActiveSet::footprint_capacity(h, w, h, w);
+        if self.footprint.capacity() < footprint {
+            self.footprint.reserve(footprint);
         }
         Ok(())
     }
@@ -251,6 +251,10 @@ pub fn run<K: GatedBlockKernel>(
     } else {
         // The selector reads the reduce output at the branch pixels, so the reduce runs there
         // first; the branches' footprints beyond them follow once the choices are known.
+        if !sparse {
+            // Every pixel: the reduce runs dense (the stats count the footprint).
+            s.footprint.refill_full(h, w)?;
+        }
         kernel.reduce(x, &s.every, scratch);
         kernel.selector_scores(&s.every, &mut s.selector[..p * n], scratch);
         selector_pixels = s.every.len();
