@@ -84,6 +84,8 @@ pub struct GatedBlockI8 {
     selector_bias: Vec<f32>,
     /// `None`: a copy.
     branches: Vec<Option<Conv>>,
+    /// `0..C/4` (rounded up): the groups of 4 input planes, quantized in parallel.
+    groups: Vec<u32>,
     /// Per branch, `[tap][pixel]`: the grid index each tap of a conv branch reads (`h·w`: the
     /// padding column), fixed by the geometry (empty for a copy). A tile of consecutive pixels
     /// reads its rows in place.
@@ -143,6 +145,12 @@ pub struct KernelScratch {
     spatial: Vec<u32>,
     /// Saved passthrough values, `C × saved pixels` (dense-branch path).
     saved: Vec<f32>,
+    /// The block input quantized over the whole grid when the reduce conv reads most of it:
+    /// planar (`C × h·w` u8), then K4 (`C/4 × h·w` quads); valid for the current frame when
+    /// `input_valid` (reset by the frame's gate scores).
+    input_planar: Vec<u8>,
+    input_grid: Vec<u32>,
+    input_valid: bool,
     workers: PerWorker<TileScratch>,
 }
 
@@ -156,7 +164,8 @@ impl GatedBlockI8Scratch {
     pub fn allocated_bytes(&self) -> usize {
         let k = &self.kernel;
         self.policy.allocated_bytes()
-            + 4 * (k.reduced.capacity() + k.spatial.capacity() + k.saved.capacity())
+            + 4 * (k.reduced.capacity() + k.spatial.capacity() + k.saved.capacity() + k.input_grid.capacity())
+            + k.input_planar.capacity()
             + k.workers.allocated_bytes(TileScratch::allocated_bytes)
     }
 }
@@ -292,6 +301,7 @@ impl GatedBlockI8 {
             })
             .collect();
         Ok(GatedBlockI8 {
+            groups: (0..up4(c) as u32 / 4).collect(),
             taps_index,
             shape,
             kernel,
@@ -375,6 +385,8 @@ impl GatedBlockI8 {
         let (c, mid, n) = (self.shape.channels, self.shape.mid, self.shape.pixels());
         let (c4, m4) = (up4(c) / 4, up4(mid) / 4);
         grow(&mut s.reduced, m4 * (n + 1));
+        grow(&mut s.input_planar, c * n);
+        grow(&mut s.input_grid, c4 * n);
         if self.branches.len() > 1 {
             grow(&mut s.spatial, m4 * (n + 1));
         }
@@ -399,28 +411,72 @@ impl GatedBlockI8 {
         }
     }
 
-    /// The reduce conv at one tile's pixels: quantize the input there, multiply, requantize
-    /// into the grid's K4 reduce output.
-    fn reduce_tile(&self, x: &[f32], tile: &[u32], reduced: SharedMut<u32>, w: &mut TileScratch) {
+    /// Quantizes one group of 4 input planes over the whole grid into the K4 input grid.
+    fn quantize_group(&self, x: &[f32], g: usize, planar: SharedMut<u8>, grid: SharedMut<u32>) {
+        let (c, n) = (self.shape.channels, self.shape.pixels());
+        let q = &self.reduce.q;
+        let simd = self.simd();
+        let planes = (4 * g..(4 * g + 4).min(c)).len();
+        // SAFETY: planes 4g.. of the planar buffer (C × n) and row g of the grid (C/4 × n) are
+        // written by this group only.
+        let (rows, out) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(planar.0.add(4 * g * n), planes * n),
+                std::slice::from_raw_parts_mut(grid.0.add(g * n), n),
+            )
+        };
+        for (plane, row) in x[4 * g * n..].chunks_exact(n).zip(rows.chunks_exact_mut(n)) {
+            // SAFETY (simd calls): this CPU supports the block's ISA (checked when set).
+            unsafe { (simd.quantize)(plane, q.input.scale, q.input.zero_point as f32, row) };
+        }
+        unsafe { (simd.interleave)(rows, planes, n, out, n) };
+    }
+
+    /// The reduce conv at one tile's pixels: the input quantized there (or read from the frame's
+    /// input grid), multiplied, requantized into the grid's K4 reduce output.
+    fn reduce_tile(
+        &self,
+        x: &[f32],
+        tile: &[u32],
+        input_grid: Option<&[u32]>,
+        reduced: SharedMut<u32>,
+        w: &mut TileScratch,
+    ) {
         let (c, n) = (self.shape.channels, self.shape.pixels());
         let t = tile.len();
         let (q, simd) = (&self.reduce.q, self.simd());
         let (scale, zp) = (q.input.scale, q.input.zero_point as f32);
         let first = tile[0] as usize;
         let consecutive = tile[t - 1] as usize - first == t - 1;
-        let planar = &mut w.planar[..c * t];
-        for (plane, col) in x.chunks_exact(n).zip(planar.chunks_exact_mut(t)) {
-            // SAFETY (all simd calls): this CPU supports the block's ISA (checked when set);
-            // tile pixels are < n.
-            if consecutive {
-                unsafe { (simd.quantize)(&plane[first..first + t], scale, zp, col) };
-            } else {
-                unsafe { (simd.quantize_at)(plane, tile, scale, zp, col) };
+        let acc = match input_grid {
+            // Consecutive pixels: the grid's columns are the tile, read in place.
+            Some(grid) if consecutive => {
+                self.kernel.conv_k4(&self.reduce.packed, bytes(&grid[first..]), n, t, &mut w.gemm)
             }
-        }
-        let input = &mut w.input[..up4(c) / 4 * t];
-        unsafe { (simd.interleave)(planar, c, t, input, t) };
-        let acc = self.kernel.conv_k4(&self.reduce.packed, bytes(input), t, t, &mut w.gemm);
+            Some(grid) => {
+                let input = &mut w.input[..up4(c) / 4 * t];
+                for (g, row) in input.chunks_exact_mut(t).enumerate() {
+                    // SAFETY: tile pixels are < n; the grid has C/4 rows of n quads.
+                    unsafe { (simd.gather)(grid, g * n, tile, row) };
+                }
+                self.kernel.conv_k4(&self.reduce.packed, bytes(input), t, t, &mut w.gemm)
+            }
+            None => {
+                let planar = &mut w.planar[..c * t];
+                for (plane, col) in x.chunks_exact(n).zip(planar.chunks_exact_mut(t)) {
+                    // SAFETY (all simd calls): this CPU supports the block's ISA (checked when
+                    // set); tile pixels are < n.
+                    if consecutive {
+                        unsafe { (simd.quantize)(&plane[first..first + t], scale, zp, col) };
+                    } else {
+                        unsafe { (simd.quantize_at)(plane, tile, scale, zp, col) };
+                    }
+                }
+                let input = &mut w.input[..up4(c) / 4 * t];
+                unsafe { (simd.interleave)(planar, c, t, input, t) };
+                self.kernel.conv_k4(&self.reduce.packed, bytes(input), t, t, &mut w.gemm)
+            }
+        };
         let zp_out = q.output.zero_point as f32; // and the ReLU's clamp
         let columns = if consecutive { Columns::From(first) } else { Columns::At(tile) };
         let len = up4(self.shape.mid) / 4 * (n + 1);
@@ -553,14 +609,28 @@ impl GatedBlockKernel for GatedBlockI8 {
         &self.shape
     }
 
-    fn gate_scores(&self, x: &[f32], scores: &mut [f32], _s: &mut KernelScratch) {
+    fn gate_scores(&self, x: &[f32], scores: &mut [f32], s: &mut KernelScratch) {
+        // A new frame: its input is quantized afresh.
+        s.input_valid = false;
         crate::kernels::cpu_f32::gate_scores(x, &self.gate_weights, self.gate_bias, scores);
     }
 
     fn reduce(&self, x: &[f32], pixels: &ActiveSet, s: &mut KernelScratch) {
+        let n = self.shape.pixels();
+        // When the reduce reads most of the grid, quantize the whole input once (contiguous,
+        // in parallel by groups of 4 planes) and read it as K4 quads, rather than gathering
+        // floats plane by plane at scattered pixels.
+        if !s.input_valid && 2 * pixels.len() >= n {
+            let (planar, grid) = (SharedMut(s.input_planar.as_mut_ptr()), SharedMut(s.input_grid.as_mut_ptr()));
+            for_each_tile(&self.groups, 1, |groups| {
+                groups.iter().for_each(|&g| self.quantize_group(x, g as usize, planar, grid))
+            });
+            s.input_valid = true;
+        }
         let reduced = SharedMut(s.reduced.as_mut_ptr());
+        let grid = s.input_valid.then_some(&s.input_grid[..]);
         let workers = &s.workers;
-        for_each_tile(pixels.indices(), TILE, |tile| workers.with(|w| self.reduce_tile(x, tile, reduced, w)));
+        for_each_tile(pixels.indices(), TILE, |tile| workers.with(|w| self.reduce_tile(x, tile, grid, reduced, w)));
     }
 
     fn selector_scores(&self, pixels: &ActiveSet, scores: &mut [f32], s: &mut KernelScratch) {
