@@ -544,11 +544,43 @@ impl GatedBlockKernel for GatedBlock {
 
 /// A gate's logits: one output channel, a plain multiply-add over the input planes (a GEMM
 /// with one row would waste most of its tile). Shared by every CPU family (the gate stays f32).
+/// Pixel ranges run in parallel on the current pool; the loop is built for AVX2 where the CPU
+/// has it. Every build and split gives the same bits (a multiply then an add per plane, in
+/// plane order: no FMA), so masks do not depend on the machine or the thread count.
 pub fn gate_scores(x: &[f32], weights: &[f32], bias: f32, scores: &mut [f32]) {
+    use rayon::prelude::*;
     let n = scores.len();
+    let threads = rayon::current_num_threads();
+    let chunk = n.div_ceil(threads.max(1)).max(1024);
+    if threads > 1 && n > chunk {
+        scores.par_chunks_mut(chunk).enumerate().for_each(|(i, part)| gate_range(x, n, i * chunk, weights, bias, part));
+    } else {
+        gate_range(x, n, 0, weights, bias, scores);
+    }
+}
+
+/// [`gate_scores`] at pixels `from..from + scores.len()` of planes of `n`.
+fn gate_range(x: &[f32], n: usize, from: usize, weights: &[f32], bias: f32, scores: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa::best().name != "portable" {
+        // SAFETY: the AVX2 and AVX-512 tables are only picked where the CPU has AVX2 and FMA.
+        return unsafe { gate_range_avx2(x, n, from, weights, bias, scores) };
+    }
+    gate_range_body(x, n, from, weights, bias, scores)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gate_range_avx2(x: &[f32], n: usize, from: usize, weights: &[f32], bias: f32, scores: &mut [f32]) {
+    gate_range_body(x, n, from, weights, bias, scores)
+}
+
+#[inline(always)]
+fn gate_range_body(x: &[f32], n: usize, from: usize, weights: &[f32], bias: f32, scores: &mut [f32]) {
+    let len = scores.len();
     scores.fill(bias);
     for (plane, &wc) in x.chunks_exact(n).zip(weights) {
-        scores.iter_mut().zip(plane).for_each(|(s, &v)| *s += wc * v);
+        scores.iter_mut().zip(&plane[from..from + len]).for_each(|(s, &v)| *s += wc * v);
     }
 }
 
