@@ -41,7 +41,10 @@ fn compare(a: &Outputs, b: &Outputs) -> (f64, f64, f32) {
 #[test]
 fn every_block_and_quantized_conv_runs_int8() {
     let model = PagModel::load_with(common::int8_model(), Execution::Sparse).unwrap();
-    assert!(model.dense_fallbacks.is_empty(), "{:?}", model.dense_fallbacks);
+    // Nothing runs densely; on a CPU without dot-product int8 instructions the loader says the
+    // float model would be faster there, and that is the only note.
+    let notes: Vec<&String> = model.dense_fallbacks.iter().filter(|n| !n.starts_with("int8 blocks run on")).collect();
+    assert!(notes.is_empty(), "{notes:?}");
     assert_eq!(model.sparse_op_counts(), (9, 0));
     // stem.0, stem.1, down2 and the lateral 1×1 (the head stays float by the calibration's
     // default), each with its Q/DQ pairs fused: no QuantizeLinear is left for tract to run.

@@ -40,6 +40,17 @@ pub(super) fn install_sparse_ops(
             continue;
         };
         let (input, output) = (find(model, &b.spec.input)?, find(model, &b.spec.output)?);
+        if let crate::kernels::AnyGatedBlock::I8(block) = &b.block {
+            let kernel = block.kernel();
+            let note = format!(
+                "int8 blocks run on tract-linalg's `{}`, a kernel without dot-product int8 instructions \
+                 (VNNI, AVX-VNNI, AMX, SDOT): on it the float model is faster",
+                kernel.name()
+            );
+            if !kernel.has_dot_product() && !fallbacks.contains(&note) {
+                fallbacks.push(note);
+            }
+        }
         let op = PagOp::new(GatedBlockOp { name: b.spec.name.clone(), block: b.block });
         replace_subgraph(model, &[input, rho], output, format!("pag_gated.{}", b.spec.name), op)?;
     }
