@@ -383,11 +383,7 @@ unsafe fn selector_avx512(
             if run {
                 _mm512_mask_storeu_ps(plane.add(first as usize), mask, v);
             } else {
-                let mut out = [0f32; 16];
-                _mm512_storeu_ps(out.as_mut_ptr(), v);
-                for (l, &x) in out.iter().enumerate().take(lanes) {
-                    *plane.add(*pixels.get_unchecked(j + l) as usize) = x;
-                }
+                scatter16(plane, &pixels[j..j + lanes], v, false);
             }
         }
         j += 16;
@@ -451,12 +447,7 @@ unsafe fn requantize_add_at_avx512(
             let at = plane.as_mut_ptr().add(first as usize);
             _mm512_mask_storeu_ps(at, mask, _mm512_add_ps(_mm512_maskz_loadu_ps(mask, at), value));
         } else {
-            // Zen 5's scatter is slower than 16 scalar read-modify-writes.
-            let mut v = [0f32; 16];
-            _mm512_storeu_ps(v.as_mut_ptr(), value);
-            for (l, &vl) in v.iter().enumerate().take(lanes) {
-                *plane.get_unchecked_mut(*pixels.get_unchecked(j + l) as usize) += vl;
-            }
+            scatter16(plane.as_mut_ptr(), &pixels[j..j + lanes], value, true);
         }
         j += 16;
     }
@@ -556,6 +547,21 @@ pub(crate) fn lanes_mask(lanes: usize) -> std::arch::x86_64::__mmask16 {
         0xFFFF
     } else {
         (1u16 << lanes) - 1
+    }
+}
+
+/// Writes (or, with `add`, adds) the first `pixels.len()` (≤ 16) lanes of `v` at
+/// `plane[pixels[l]]`, one lane at a time: Zen 5's `vscatterdps` is slower than 16 scalar
+/// stores. The pixels must be within the plane (unchecked).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn scatter16(plane: *mut f32, pixels: &[u32], v: std::arch::x86_64::__m512, add: bool) {
+    let mut lanes = [0f32; 16];
+    std::arch::x86_64::_mm512_storeu_ps(lanes.as_mut_ptr(), v);
+    for (&p, &x) in pixels.iter().zip(&lanes) {
+        let at = plane.add(p as usize);
+        *at = if add { *at + x } else { x };
     }
 }
 
