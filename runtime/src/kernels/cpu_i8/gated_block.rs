@@ -3,15 +3,17 @@
 //!
 //! The block input and output stay f32 (the residual stream of a QDQ model is float); the gate
 //! and a MultiPool's selector stay f32 (the contract keeps them float so that masks match the
-//! float model). Inside the branch everything is int8: the block input is quantized at the
-//! pixels the reduce conv reads, each conv is a u8 × s8 → i32 product ([`I8Kernel`]) followed by
-//! the requantization of [`QConv`], and the expand conv's output is dequantized and added to the
-//! input.
+//! float model). Inside the branch everything is int8: the block input is quantized (over the
+//! whole grid when the reduce conv reads at least half of it, else at its pixels), each conv is a
+//! u8 × s8 → i32 product ([`I8Kernel`]) followed by the requantization of [`QConv`], and the
+//! expand conv's output is dequantized and added to the input.
 //!
 //! Every activation is held K4-interleaved (4 channels of a pixel in one u32, pixels
-//! contiguous per group of 4 channels): the reduce output over the whole grid (plus one column
-//! of zero points that padding taps read), and per tile the quantized input, the im2col of a
-//! spatial conv (gathered a u32 at a time) and the spatial output. The kernels take pixels as
+//! contiguous per group of 4 channels): the quantized input and the reduce output over the whole
+//! grid (the latter plus one column of zero points that padding taps read), a MultiPool block's
+//! spatial output over the grid (each pixel written by the branch it chose; one expand conv over
+//! all of them in `finish`), and per tile the im2col of a spatial conv (gathered a u32 at a time
+//! through a per-branch tap table) and a plain block's spatial output. The kernels take pixels as
 //! vector lanes and return channel-major results, which the block's planar input and output
 //! want as they are. Channel counts are padded to multiples of 4 with zero weights.
 use super::gemm::{I8GemmScratch, I8Kernel, PackedWeights};
