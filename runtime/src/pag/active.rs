@@ -1,5 +1,3 @@
-use std::cmp::Ordering;
-
 use super::geometry::ConvGeometry;
 use crate::error::{PagError, Result};
 
@@ -172,32 +170,61 @@ impl ActiveSet {
 
     /// In-place [`ActiveSet::budget`]. O(n): a selection, then a sort of the `k` chosen positions.
     pub fn refill_budget(&mut self, scores: &[f32], height: usize, width: usize, rho: f32) -> Result<()> {
+        self.refill_budget_with(scores, height, width, rho, &mut Vec::new())
+    }
+
+    /// [`ActiveSet::refill_budget`] with the caller's key buffer (`keys` grows to the grid's
+    /// pixel count once, then never allocates). The selection runs on one u64 per pixel — the
+    /// score's descending total order in the high half, the pixel index in the low half — so
+    /// equal scores keep the lower index, as the contract's rule says, with integer compares.
+    pub fn refill_budget_with(
+        &mut self,
+        scores: &[f32],
+        height: usize,
+        width: usize,
+        rho: f32,
+        keys: &mut Vec<u64>,
+    ) -> Result<()> {
         let n = check_len("gate scores", scores.len(), height, width)?;
         let k = budget_count(rho, n)?;
         self.reset(height, width);
-        self.indices.extend(0..n as u32);
-        if k < n {
-            // `+ 0.0` turns -0.0 into 0.0: the two zeros tie, as they do in ONNX TopK.
-            let key = |i: &u32| scores[*i as usize] + 0.0;
-            let rank = |a: &u32, b: &u32| -> Ordering { key(b).total_cmp(&key(a)).then(a.cmp(b)) };
-            self.indices.select_nth_unstable_by(k, rank);
-            // The k chosen, ascending: through a bitmap in the slots of the ones not chosen (an
-            // O(n) pass where sorting them cost a tenth of a small block's time), or a sort when
-            // those are too few to hold it.
-            let words = n.div_ceil(32);
-            if n - k >= words {
-                let (list, rest) = self.indices.split_at_mut(k);
-                let bits = &mut rest[..words];
-                bits.fill(0);
-                list.iter().for_each(|&q| bits[q as usize / 32] |= 1 << (q % 32));
-                let count = bits_to_list(bits, list);
-                debug_assert_eq!(count, k);
-                self.indices.truncate(k);
-            } else {
-                self.indices.truncate(k);
-                self.indices.sort_unstable();
+        if k >= n {
+            self.indices.extend(0..n as u32);
+            return Ok(());
+        }
+        // `+ 0.0` turns -0.0 into 0.0: the two zeros tie, as they do in ONNX TopK. The total
+        // order of f32 as an ascending u32, inverted: smaller key, larger score.
+        let descending = |v: f32| {
+            let bits = (v + 0.0).to_bits();
+            let ascending = if bits >> 31 == 1 { !bits } else { bits | 0x8000_0000 };
+            !ascending
+        };
+        keys.clear();
+        keys.extend(scores.iter().enumerate().map(|(i, &v)| (u64::from(descending(v)) << 32) | i as u64));
+        keys.select_nth_unstable(k);
+        // The k chosen, ascending: through a bitmap (an O(n) pass instead of a sort).
+        let words = n.div_ceil(32);
+        self.indices.resize(words.max(k), 0);
+        let bits = &mut self.indices[..words];
+        bits.fill(0);
+        keys[..k].iter().for_each(|&key| {
+            let q = key as u32;
+            bits[q as usize / 32] |= 1 << (q % 32);
+        });
+        // Extract from a copy of the bitmap's words held past the chosen keys.
+        keys.truncate(k);
+        keys.extend(bits.iter().map(|&b| u64::from(b)));
+        let mut count = 0;
+        for (w, &word) in keys[k..k + words].iter().enumerate() {
+            let mut word = word as u32;
+            while word != 0 {
+                self.indices[count] = (w * 32) as u32 + word.trailing_zeros();
+                count += 1;
+                word &= word - 1;
             }
         }
+        debug_assert_eq!(count, k);
+        self.indices.truncate(k);
         Ok(())
     }
 

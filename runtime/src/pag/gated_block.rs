@@ -150,6 +150,8 @@ pub struct PolicyScratch {
     extra: ActiveSet,
     /// Inactive pixels (dense-branch path).
     inactive: Vec<u32>,
+    /// The budget rule's selection keys (one per pixel, plus a bitmap's words).
+    keys: Vec<u64>,
 }
 
 impl PolicyScratch {
@@ -166,6 +168,7 @@ impl PolicyScratch {
             + self.sets.iter().map(|s| 4 * s.capacity()).sum::<usize>()
             + self.mask.capacity()
             + self.rest.capacity()
+            + 8 * self.keys.capacity()
     }
 
     fn warm(&mut self, shape: &BlockShape) -> Result<()> {
@@ -176,6 +179,9 @@ impl PolicyScratch {
             self.mask.resize(n, false);
             self.rest.resize(n, false);
             self.inactive.reserve(n);
+        }
+        if self.keys.capacity() < n + n.div_ceil(32) {
+            self.keys.reserve(n + n.div_ceil(32));
         }
         if self.sets.len() < p {
             self.sets.resize_with(p, ActiveSet::default);
@@ -200,10 +206,22 @@ impl PolicyScratch {
 
 /// Fills `set` with the active pixels of `mode` for gate `scores` on an `h × w` grid.
 pub fn select_active(set: &mut ActiveSet, scores: &[f32], h: usize, w: usize, mode: ComputeMode) -> Result<()> {
+    select_active_with(set, scores, h, w, mode, &mut Vec::new())
+}
+
+/// [`select_active`] with the caller's key buffer for the budget rule (no allocation once warm).
+pub fn select_active_with(
+    set: &mut ActiveSet,
+    scores: &[f32],
+    h: usize,
+    w: usize,
+    mode: ComputeMode,
+    keys: &mut Vec<u64>,
+) -> Result<()> {
     match mode {
         ComputeMode::Dense => set.refill_full(h, w),
         ComputeMode::Native => set.refill_native(scores, h, w),
-        ComputeMode::Budget(rho) => set.refill_budget(scores, h, w, rho.get()),
+        ComputeMode::Budget(rho) => set.refill_budget_with(scores, h, w, rho.get(), keys),
     }
 }
 
@@ -224,7 +242,7 @@ pub fn run<K: GatedBlockKernel>(
     policy.warm(shape)?;
     let s = policy;
     kernel.gate_scores(x, &mut s.scores[..n], scratch);
-    select_active(&mut s.active, &s.scores[..n], h, w, mode)?;
+    select_active_with(&mut s.active, &s.scores[..n], h, w, mode, &mut s.keys)?;
     let dense_branch = !s.active.is_full() && s.active.len() * DENSE_BRANCH_DENOMINATOR >= n * DENSE_BRANCH_NUMERATOR;
     let sparse = !s.active.is_full() && !dense_branch;
     if sparse {
