@@ -202,23 +202,22 @@ impl ActiveSet {
         keys.clear();
         keys.extend(scores.iter().enumerate().map(|(i, &v)| (u64::from(descending(v)) << 32) | i as u64));
         keys.select_nth_unstable(k);
-        // The k chosen, ascending: through a bitmap (an O(n) pass instead of a sort).
-        let words = n.div_ceil(32);
-        self.indices.resize(words.max(k), 0);
-        let bits = &mut self.indices[..words];
-        bits.fill(0);
-        keys[..k].iter().for_each(|&key| {
-            let q = key as u32;
-            bits[q as usize / 32] |= 1 << (q % 32);
-        });
-        // Extract from a copy of the bitmap's words held past the chosen keys.
+        // The k chosen, ascending: through a bitmap of 64-bit words kept past the chosen keys
+        // (an O(n) pass instead of a sort).
+        let words = n.div_ceil(64);
         keys.truncate(k);
-        keys.extend(bits.iter().map(|&b| u64::from(b)));
+        keys.resize(k + words, 0);
+        let (chosen, bits) = keys.split_at_mut(k);
+        chosen.iter().for_each(|&key| {
+            let q = key as u32 as usize;
+            bits[q / 64] |= 1 << (q % 64);
+        });
+        self.indices.resize(k, 0);
         let mut count = 0;
-        for (w, &word) in keys[k..k + words].iter().enumerate() {
-            let mut word = word as u32;
+        for (w, &word) in bits.iter().enumerate() {
+            let mut word = word;
             while word != 0 {
-                self.indices[count] = (w * 32) as u32 + word.trailing_zeros();
+                self.indices[count] = (w * 64) as u32 + word.trailing_zeros();
                 count += 1;
                 word &= word - 1;
             }

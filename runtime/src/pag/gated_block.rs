@@ -150,7 +150,7 @@ pub struct PolicyScratch {
     extra: ActiveSet,
     /// Inactive pixels (dense-branch path).
     inactive: Vec<u32>,
-    /// The budget rule's selection keys (one per pixel, plus a bitmap's words).
+    /// The budget rule's selection keys (one per pixel, then a bitmap's 64-bit words).
     keys: Vec<u64>,
 }
 
@@ -180,8 +180,8 @@ impl PolicyScratch {
             self.rest.resize(n, false);
             self.inactive.reserve(n);
         }
-        if self.keys.capacity() < n + n.div_ceil(32) {
-            self.keys.reserve(n + n.div_ceil(32));
+        if self.keys.capacity() < n + n.div_ceil(64) {
+            self.keys.reserve(n + n.div_ceil(64));
         }
         if self.sets.len() < p {
             self.sets.resize_with(p, ActiveSet::default);

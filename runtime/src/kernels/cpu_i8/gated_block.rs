@@ -98,9 +98,6 @@ pub struct GatedBlockI8 {
 /// One worker's buffers for one pixel tile (`t ≤ TILE` pixels).
 #[derive(Default)]
 struct TileScratch {
-    /// One plane's values at the tile's pixels, or one channel's dequantized expand output
-    /// (a scattered tile), `t` f32.
-    floats: Vec<f32>,
     /// The reduce conv's quantized input, planar `C × t`.
     planar: Vec<u8>,
     /// K4 tiles: the reduce input (`C/4 × t`), a spatial conv's im2col (`taps · mid/4 × t`) and
@@ -115,7 +112,7 @@ struct TileScratch {
 
 impl TileScratch {
     fn allocated_bytes(&self) -> usize {
-        4 * (self.floats.capacity() + self.input.capacity() + self.im2col.capacity() + self.spatial.capacity())
+        4 * (self.input.capacity() + self.im2col.capacity() + self.spatial.capacity())
             + 4 * self.index.capacity()
             + self.planar.capacity()
             + self.gemm.allocated_bytes()
@@ -403,7 +400,6 @@ impl GatedBlockI8 {
         let tile = TILE.min(n);
         let taps = self.shape.branches.iter().map(|b| b.taps()).max().unwrap_or(0).max(1);
         for w in s.workers.each_mut() {
-            grow(&mut w.floats, tile);
             grow(&mut w.planar, c * tile);
             grow(&mut w.input, c4 * tile);
             grow(&mut w.im2col, taps * m4 * tile);

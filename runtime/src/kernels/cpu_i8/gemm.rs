@@ -327,8 +327,6 @@ impl I8GemmScratch {
                 panel_bytes: 0,
                 mn: n,
             });
-        } else if self.b.is_none() {
-            unreachable!();
         }
         if self.c.len() < m * n {
             self.c = Tensor::zero::<i32>(&[m * n]).expect("i32 buffer");
