@@ -191,3 +191,72 @@ fn a_sigmoid_in_the_branch_is_unsupported_with_its_reason() {
     }
     assert!(plan.multipools.iter().all(|m| m.is_ok()));
 }
+
+/// The int8 model with initializer `name` edited.
+fn int8_edited(name: &str, edit: impl FnOnce(&mut tract_onnx::pb::TensorProto)) -> (ModelProto, ModelInfo) {
+    let (mut proto, info) = load(int8_model());
+    let t = proto.graph.as_mut().unwrap().initializer.iter_mut().find(|t| t.name == name).expect("initializer exists");
+    edit(t);
+    (proto, info)
+}
+
+/// The reason stage2.1 gets for running in tract instead of the int8 kernels; every other block
+/// still extracts.
+fn stage2_1_reason(proto: &ModelProto, info: &ModelInfo) -> String {
+    let plan = extract_sparse_blocks(proto, info);
+    let mut reason = None;
+    for (spec, entry) in info.gated_blocks.iter().zip(&plan.gated) {
+        match (spec.name.as_str(), entry) {
+            ("stage2.1", Err(e)) => reason = Some(e.to_string()),
+            ("stage2.1", Ok(_)) => panic!("stage2.1 should not extract"),
+            (_, entry) => assert!(entry.is_ok(), "{}: {:?}", spec.name, entry.as_ref().err()),
+        }
+    }
+    reason.unwrap()
+}
+
+#[test]
+fn an_asymmetric_int8_weight_is_refused_with_its_reason_and_the_model_still_runs() {
+    let (proto, info) = int8_edited("net.stage2.1.expand.conv.weight_zero_point", |t| {
+        t.raw_data.iter_mut().for_each(|b| *b = 3);
+        t.int32_data.iter_mut().for_each(|v| *v = 3);
+    });
+    let msg = stage2_1_reason(&proto, &info);
+    assert!(msg.starts_with("gated block `stage2.1` runs densely: "), "{msg}");
+    assert!(msg.contains("per-output-channel symmetric"), "{msg}");
+    // The loader still builds the model and says why: that block runs in tract, its reduce and
+    // spatial convs (Q/DQ pairs on both sides) as fused int8 ops, its expand conv in tract.
+    let model = pag_runtime::PagModel::from_bytes(&prost::Message::encode_to_vec(&proto), "edited int8 model").unwrap();
+    assert!(
+        model.dense_fallbacks.iter().any(|f| f.contains("per-output-channel symmetric")),
+        "{:?}",
+        model.dense_fallbacks
+    );
+    assert_eq!(model.precision(), "int8 (8 of 9 gated blocks, 6 convs)");
+    let (h, w) = (model.info.input.height, model.info.input.width);
+    let mut session = pag_runtime::Session::new(std::sync::Arc::new(model)).unwrap();
+    session.set_mode(pag_runtime::ComputeMode::budget(0.5).unwrap());
+    let out = session.run(ndarray::Array3::<u8>::from_elem((h, w, 3), 90).view()).unwrap();
+    assert!(out.depth.iter().any(|d| d.is_finite()));
+}
+
+#[test]
+fn a_signed_activation_zero_point_is_refused_with_its_reason() {
+    let (proto, info) = int8_edited("/net/stage2.1/reduce/Relu_output_0_zero_point", |t| {
+        t.data_type = tract_onnx::pb::tensor_proto::DataType::Int8 as i32;
+    });
+    let msg = stage2_1_reason(&proto, &info);
+    assert!(msg.contains("activations are u8"), "{msg}");
+}
+
+#[test]
+fn a_missing_quantize_pair_between_int8_convs_is_refused_with_its_reason() {
+    // The spatial conv reads the reduce ReLU's float output, skipping its Q/DQ pair: the block
+    // then mixes a quantized tensor boundary with an unquantized one.
+    let (mut proto, info) = load(int8_model());
+    let graph = proto.graph.as_mut().unwrap();
+    let conv = graph.node.iter_mut().find(|n| n.name == "/net/stage2.1/spatial/conv/Conv").unwrap();
+    conv.input[0] = "/net/stage2.1/reduce/Relu_output_0".into();
+    let msg = stage2_1_reason(&proto, &info);
+    assert!(msg.contains("not quantized") || msg.contains("QuantizeLinear"), "{msg}");
+}

@@ -297,7 +297,7 @@ fn validate_multipool(g: &OnnxIndex, m: &MultiPoolSpec) -> Result<()> {
         }
         // The branch is a 3×3 Conv (possibly followed by Relu, possibly quantized: a Q/DQ pair
         // after it) on the module input.
-        let mut n = g.node(g.skip_qdq(t), &at)?;
+        let mut n = g.node(g.skip_qdq(t).map_err(|reason| contract(&at, reason))?, &at)?;
         if n.op_type == "Relu" {
             n = g.node(&n.input[0], &at)?;
         }

@@ -99,8 +99,7 @@ pub(crate) fn extract_qconvs(proto: &ModelProto, shapes: Shapes) -> Vec<Result<E
             .map_err(|e| e.to_string())?;
             let in_q = QParams::new(in_q.scale, in_q.zero_point).map_err(|e| e.to_string())?;
             let out_q = QParams::new(out_q.scale, out_q.zero_point).map_err(|e| e.to_string())?;
-            let qb = QuantBlock { g: &g, input: in_q, branch: out_q, reduce_bias: vec![] };
-            let bias = qb.conv_bias(&conv, q, in_q)?;
+            let bias = bias_in_units(&conv, q, in_q)?;
             let weights =
                 QConvWeights { weights: &q.weights, scales: &q.scales, bias: &bias, input: in_q, output: out_q };
             let conv2d = QConv2d::new(&weights, conv.dims, geometry, relu).map_err(|e| e.to_string())?;
@@ -305,13 +304,13 @@ fn extract_gated(
     spec: &GatedBlockSpec,
     info: &ModelInfo,
 ) -> Result<AnyGatedBlock, String> {
-    let expand = g.conv(g.skip_qdq(&spec.branch), "expand conv (producing the branch)")?;
+    let expand = g.conv(g.skip_qdq(&spec.branch)?, "expand conv (producing the branch)")?;
     expand.check_pointwise("expand conv")?;
     if let Some(name) = &spec.multipool {
         let pool = info.multipools.iter().find(|m| &m.name == name).ok_or_else(|| format!("no MultiPool `{name}`"))?;
         return extract_gated_multipool(g, shapes, spec, &expand, pool);
     }
-    let spatial_out = g.through_relu(g.skip_qdq(expand.input()), "between the spatial and expand convs")?;
+    let spatial_out = g.through_relu(g.skip_qdq(expand.input())?, "between the spatial and expand convs")?;
     let spatial = g.conv(spatial_out, "spatial conv")?;
     let (kernel, dilation) = spatial.check_spatial(&format!("{}×{} conv", spatial.dims[2], spatial.dims[3]))?;
     let (reduce, gate) = reduce_and_gate(g, spec, spatial.input(), "between the reduce and spatial convs")?;
@@ -370,7 +369,6 @@ fn extract_gated(
 /// output's Q/DQ parameters, and the reduce bias in the kernel's units.
 struct QuantBlock<'g, 'a> {
     g: &'g OnnxIndex<'a>,
-    input: QParams,
     branch: QParams,
     reduce_bias: Vec<i32>,
 }
@@ -390,54 +388,54 @@ fn quantized<'g, 'a>(
         return Err(format!("gated block `{}` mixes QDQ and float convs", spec.name));
     }
     let reduce = convs[0];
-    let mut q = QuantBlock {
-        g,
-        input: QParams { scale: 1.0, zero_point: 0 },
-        branch: QParams { scale: 1.0, zero_point: 0 },
-        reduce_bias: vec![],
-    };
-    q.input = q.params(reduce.input())?;
-    q.branch = q.params(&spec.branch)?;
-    q.reduce_bias = q.conv_bias(reduce, reduce.quant.as_ref().expect("checked"), q.input)?;
-    Ok(Some(q))
+    let reduce_bias = bias_in_units(reduce, reduce.quant.as_ref().expect("checked"), qdq_params(g, reduce.input())?)?;
+    Ok(Some(QuantBlock { g, branch: qdq_params(g, &spec.branch)?, reduce_bias }))
+}
+
+/// The Q/DQ parameters of `tensor`, which must be a Q/DQ pair's output.
+fn qdq_params(g: &OnnxIndex, tensor: &str) -> Result<QParams, String> {
+    match g.qdq(tensor)? {
+        Some((_, p)) => QParams::new(p.scale, p.zero_point).map_err(|e| e.to_string()),
+        None => Err(format!(
+            "tensor `{tensor}` between QDQ convs is not quantized (no QuantizeLinear/DequantizeLinear pair)"
+        )),
+    }
+}
+
+/// A QDQ conv's bias in units of `input.scale · weight scale` (the stored int32 bias, rescaled
+/// when its own scales differ from that product).
+fn bias_in_units(conv: &ConvNode, q: &super::index::ConvQuant, input: QParams) -> Result<Vec<i32>, String> {
+    if q.bias.is_empty() {
+        return Ok(vec![]);
+    }
+    q.bias
+        .iter()
+        .zip(&q.bias_scales)
+        .zip(&q.scales)
+        .map(|((&b, &bs), &ws)| {
+            let unit = input.scale * ws;
+            let v = (b as f64 * bs as f64 / unit as f64).round();
+            if (bs - unit).abs() <= 1e-4 * unit {
+                Ok(b)
+            } else if v.abs() < i32::MAX as f64 {
+                Ok(v as i32)
+            } else {
+                Err(format!(
+                    "the bias of `{}` does not fit int32 in units of its input and weight scales",
+                    conv.node.name
+                ))
+            }
+        })
+        .collect()
 }
 
 impl QuantBlock<'_, '_> {
-    /// The Q/DQ parameters of `tensor`, which must be a Q/DQ pair's output.
     fn params(&self, tensor: &str) -> Result<QParams, String> {
-        match self.g.qdq(tensor)? {
-            Some((_, p)) => QParams::new(p.scale, p.zero_point).map_err(|e| e.to_string()),
-            None => Err(format!(
-                "tensor `{tensor}` between QDQ convs is not quantized (no QuantizeLinear/DequantizeLinear pair)"
-            )),
-        }
+        qdq_params(self.g, tensor)
     }
 
-    /// A QDQ conv's bias in units of `input.scale · weight scale` (the stored int32 bias,
-    /// rescaled when its own scales differ from that product).
     fn conv_bias(&self, conv: &ConvNode, q: &super::index::ConvQuant, input: QParams) -> Result<Vec<i32>, String> {
-        if q.bias.is_empty() {
-            return Ok(vec![]);
-        }
-        q.bias
-            .iter()
-            .zip(&q.bias_scales)
-            .zip(&q.scales)
-            .map(|((&b, &bs), &ws)| {
-                let unit = input.scale * ws;
-                let v = (b as f64 * bs as f64 / unit as f64).round();
-                if (bs - unit).abs() <= 1e-4 * unit {
-                    Ok(b)
-                } else if v.abs() < i32::MAX as f64 {
-                    Ok(v as i32)
-                } else {
-                    Err(format!(
-                        "the bias of `{}` does not fit int32 in units of its input and weight scales",
-                        conv.node.name
-                    ))
-                }
-            })
-            .collect()
+        bias_in_units(conv, q, input)
     }
 
     /// The kernel's view of one QDQ conv.
@@ -460,10 +458,10 @@ fn reduce_and_gate<'a>(
     reduce_out: &str,
     relu_role: &str,
 ) -> Result<(ConvNode<'a>, ConvNode<'a>), String> {
-    let reduce_in = g.through_relu(g.skip_qdq(reduce_out), relu_role)?;
+    let reduce_in = g.through_relu(g.skip_qdq(reduce_out)?, relu_role)?;
     let reduce = g.conv(reduce_in, "reduce conv")?;
     reduce.check_pointwise("reduce conv")?;
-    if reduce.input() != spec.input && g.skip_qdq(reduce.input()) != spec.input {
+    if reduce.input() != spec.input && g.skip_qdq(reduce.input())? != spec.input {
         return Err(format!(
             "the reduce conv `{}` reads `{}`, not the block input `{}`",
             reduce.node.name,
@@ -493,7 +491,7 @@ fn extract_gated_multipool(
     expand: &ConvNode,
     pool: &MultiPoolSpec,
 ) -> Result<AnyGatedBlock, String> {
-    if g.skip_qdq(expand.input()) != pool.output {
+    if g.skip_qdq(expand.input())? != pool.output {
         return Err(format!(
             "the expand conv `{}` reads `{}`, not the output `{}` of its MultiPool `{}`",
             expand.node.name,
@@ -621,7 +619,7 @@ fn multipool_convs<'a>(
             convs.push(None);
             continue;
         }
-        let t = g.skip_qdq(t);
+        let t = g.skip_qdq(t)?;
         let relu = g.producer(t)?.op_type == "Relu";
         let conv_out = if relu { g.through_relu(t, "after a branch conv")? } else { t };
         let role = format!("branch {i} conv");

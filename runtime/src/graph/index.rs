@@ -223,15 +223,13 @@ impl<'a> OnnxIndex<'a> {
         self.order.iter().copied().filter(|n| n.op_type == "Conv")
     }
 
-    /// `tensor`, or its source when it is a Q/DQ pair's output.
-    pub fn skip_qdq<'t>(&self, tensor: &'t str) -> &'t str
+    /// `tensor`, or its source when it is a Q/DQ pair's output; why, when it is a pair pagrt
+    /// cannot read (see [`OnnxIndex::qdq`]).
+    pub fn skip_qdq<'t>(&self, tensor: &'t str) -> Result<&'t str, String>
     where
         'a: 't,
     {
-        match self.qdq(tensor) {
-            Ok(Some((source, _))) => source,
-            _ => tensor,
-        }
+        Ok(self.qdq(tensor)?.map_or(tensor, |(source, _)| source))
     }
 
     /// A QDQ conv's int8 weights and int32 bias, read through their DequantizeLinear nodes.
