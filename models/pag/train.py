@@ -7,7 +7,9 @@
 warm-up, a share of batches run at ρ = 1 (so the full model stays the best-trained setting), a
 share use the gates' own Gumbel straight-through decision ("native"), the rest use the runtime's
 top-⌈ρ·H·W⌉ rule with ρ ~ U[rho_min, 1]. Every gated layer also pays KL(ρ_native ‖ g_l).
-τ anneals geometrically 1 → 0.1 as in the paper.
+τ anneals geometrically 1 → 0.1 as in the paper. `--rho-low-share` draws that share of the
+budget batches from U[rho_min, rho_low_max] (more practice at small ρ). `--stage2-from N` with
+`--resume` continues a finished run with a second learning-rate cycle (τ stays 0.1).
 
 Resolution schedule (v2): the first `--half-iters` iterations use `--half-data`, the same kind
 of scenes rendered at half the size (4× cheaper per step), then full frames. No crops: with a
@@ -43,6 +45,13 @@ def parse(argv=None):
     p.add_argument("--half-iters", type=int, default=0, help="iterations on --half-data first")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--rho-min", type=float, default=0.3)
+    p.add_argument("--rho-low-share", type=float, default=0.0,
+                   help="share of budget batches with ρ ~ U[rho_min, rho_low_max] instead of U[rho_min, 1]")
+    p.add_argument("--rho-low-max", type=float, default=0.45)
+    p.add_argument("--stage2-from", type=int, default=None, metavar="N",
+                   help="from iteration N on: a second poly learning-rate cycle from --stage2-lr down to 0 "
+                        "at --iters, τ held at its final 0.1 (continue a finished run with --resume)")
+    p.add_argument("--stage2-lr", type=float, default=1e-3)
     p.add_argument("--rho-native", type=float, default=0.5, help="KL sparsity target of the native gates")
     p.add_argument("--native-share", type=float, default=0.25)
     p.add_argument("--dense-share", type=float, default=0.0, help="share of batches at ρ = 1 after the warm-up")
@@ -64,7 +73,8 @@ def gate_control(a, rng, frac, tau):
         return GateControl("budget", rho=1.0, tau=tau)
     if u < a.dense_share + a.native_share:
         return GateControl("native", tau=tau)
-    return GateControl("budget", rho=float(rng.uniform(a.rho_min, 1.0)), tau=tau)
+    hi = a.rho_low_max if a.rho_low_share > 0 and rng.random() < a.rho_low_share else 1.0
+    return GateControl("budget", rho=float(rng.uniform(a.rho_min, hi)), tau=tau)
 
 
 def main(argv=None):
@@ -103,9 +113,12 @@ def main(argv=None):
     for it in range(start, a.iters):
         frac = it / a.iters
         lr = a.lr * (1 - frac) ** 0.9  # "poly" schedule, as in the paper
+        tau = 0.1 ** frac
+        if a.stage2_from is not None and it >= a.stage2_from:
+            lr = a.stage2_lr * (1 - (it - a.stage2_from) / (a.iters - a.stage2_from)) ** 0.9
+            tau = 0.1
         for g in opt.param_groups:
             g["lr"] = lr
-        tau = 0.1 ** frac
         ctl = gate_control(a, rng, frac, tau)
         src = half if half is not None and it < a.half_iters else data
         idx = rng.integers(0, len(src), a.batch)

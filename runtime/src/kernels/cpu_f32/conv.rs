@@ -2,6 +2,7 @@ use super::gemm::{self, GemmScratch};
 use super::im2col::{gather_columns, grow, TapTables};
 use super::isa::{self, CpuIsa};
 use super::parallel::{for_each_tile, PerWorker, SharedMut};
+use super::strided::{self, Phases, StridedArgs};
 use crate::error::{PagError, Result};
 use crate::pag::{ActiveSet, ConvGeometry};
 
@@ -25,6 +26,11 @@ pub struct PerforatedConv {
     bias: Vec<f32>,
     tile: usize,
     every_output: ActiveSet,
+    /// For a stride-2 conv (`strided.rs`): the weights packed for its direct kernel.
+    strided: Option<Vec<f32>>,
+    /// Whether [`PerforatedConv::run_dense`] takes the direct kernel (where it is the faster
+    /// one on `isa`, see `CpuIsa::strided_max_depth`).
+    direct: bool,
     isa: &'static CpuIsa,
 }
 
@@ -35,6 +41,8 @@ pub struct PerforatedConv {
 #[derive(Debug, Default)]
 pub struct ConvScratch {
     workers: PerWorker<TileScratch>,
+    /// The phase planes of a stride-2 conv's input (`strided.rs`).
+    phases: Vec<f32>,
 }
 
 /// One worker's buffers for one tile.
@@ -58,7 +66,7 @@ impl TileScratch {
 impl ConvScratch {
     /// Bytes currently reserved; stops changing once the scratch has warmed up.
     pub fn allocated_bytes(&self) -> usize {
-        self.workers.allocated_bytes(TileScratch::allocated_bytes)
+        self.workers.allocated_bytes(TileScratch::allocated_bytes) + self.phases.capacity() * std::mem::size_of::<f32>()
     }
 }
 
@@ -103,6 +111,10 @@ impl PerforatedConv {
         let depth = in_channels * geometry.taps();
         let tile = (TILE_COLUMN_FLOATS / depth / 16 * 16).clamp(MIN_TILE, MAX_TILE);
         let every_output = ActiveSet::full(geometry.out_height(), geometry.out_width())?;
+        let strided = strided::applies(&geometry)
+            .then(|| strided::pack_weights(weights, out_channels, in_channels, geometry.taps()));
+        let isa = isa::best();
+        let direct = strided.is_some() && in_channels * geometry.taps() <= isa.strided_max_depth;
         Ok(PerforatedConv {
             geometry,
             in_channels,
@@ -111,7 +123,9 @@ impl PerforatedConv {
             bias,
             tile,
             every_output,
-            isa: isa::best(),
+            strided,
+            direct,
+            isa,
         })
     }
 
@@ -119,6 +133,7 @@ impl PerforatedConv {
     pub fn with_isa(mut self, isa: &'static CpuIsa) -> Self {
         assert!(isa.is_supported(), "{} is not supported by this CPU", isa.name);
         self.isa = isa;
+        self.direct = self.strided.is_some() && self.in_channels * self.geometry.taps() <= isa.strided_max_depth;
         self
     }
 
@@ -140,6 +155,21 @@ impl PerforatedConv {
     pub fn out_channels(&self) -> usize {
         self.out_channels
     }
+    /// Whether [`PerforatedConv::run_dense`] runs the direct stride-2 kernel (`strided.rs`)
+    /// rather than im2col + GEMM.
+    pub fn is_direct(&self) -> bool {
+        self.direct
+    }
+
+    /// The same conv with its dense runs on the direct stride-2 kernel (`true`, where the
+    /// geometry allows it: stride 2, no dilation, up to 3×3) or on im2col + GEMM (`false`),
+    /// whichever is faster on its ISA; for tests and benchmarks that compare the two. Call after
+    /// [`PerforatedConv::with_isa`].
+    pub fn with_direct(mut self, direct: bool) -> Self {
+        self.direct = direct && self.strided.is_some();
+        self
+    }
+
     /// Active pixels per GEMM.
     pub fn tile(&self) -> usize {
         self.tile
@@ -212,12 +242,43 @@ impl PerforatedConv {
             w.tables.reserve(self.geometry.taps(), n);
             w.gemm.reserve(self.out_channels, depth, n);
         }
+        if self.direct {
+            grow(&mut scratch.phases, Phases::of(&self.geometry).len(self.in_channels));
+        }
     }
 
     /// The dense baseline: the same kernel over every output pixel (tiles are then contiguous,
     /// so im2col copies whole row segments and the GEMM writes straight into `output`).
+    /// A stride-2 conv (up to 3×3, no dilation) of few input channels × taps runs as a direct
+    /// conv on its input's phase planes instead (`strided.rs`).
     pub fn run_dense(&self, input: &[f32], output: &mut [f32], scratch: &mut ConvScratch) -> Result<()> {
-        self.run(input, &self.every_output, output, scratch)
+        let (true, Some(weights)) = (self.direct, &self.strided) else {
+            return self.run(input, &self.every_output, output, scratch);
+        };
+        if input.len() != self.input_len() {
+            let layout = format!("{}×{}×{}", self.in_channels, self.geometry.in_height(), self.geometry.in_width());
+            return Err(shape_error("conv input", self.input_len(), input.len(), layout));
+        }
+        if output.len() != self.output_len() {
+            let layout = format!("{}×{}×{}", self.out_channels, self.geometry.out_height(), self.geometry.out_width());
+            return Err(shape_error("conv output", self.output_len(), output.len(), layout));
+        }
+        let layout = Phases::of(&self.geometry);
+        let len = layout.len(self.in_channels);
+        grow(&mut scratch.phases, len);
+        let phases = &mut scratch.phases[..len];
+        strided::split_phases(&self.geometry, self.in_channels, input, layout, phases);
+        let args = StridedArgs {
+            g: &self.geometry,
+            layout,
+            in_channels: self.in_channels,
+            out_channels: self.out_channels,
+            phases,
+            weights,
+            bias: &self.bias,
+        };
+        strided::run(self.isa.strided, &args, output);
+        Ok(())
     }
 
     /// `C = beta·C + W·B` with W the packed `out_channels × depth` weights, B `depth × n` at

@@ -1,7 +1,7 @@
 //! The CPU's f32 micro-kernels, one table per instruction set, chosen once at start-up.
 //!
 //! Each table holds plain functions (the GEMM's blocked driver with its register tile, the
-//! im2col gather, the bilinear resize) compiled for one ISA. [`best`] picks the widest the CPU
+//! im2col gather, the bilinear resize, the stride-2 direct conv) compiled for one ISA. [`best`] picks the widest the CPU
 //! supports (`PAGRT_CPU_ISA=portable|avx2|avx512` overrides it, for debugging and benchmarks);
 //! [`CpuIsa::supported`] lists every table this CPU can run, so tests check them all, not only
 //! the one the dispatcher picks.
@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use super::gemm::{self, GemmFn};
 use super::im2col::{self, Im2colFn};
 use super::resize::{self, ResizeFn};
+use super::strided::{self, StridedFn};
 
 /// One instruction set's f32 kernels.
 #[derive(Debug)]
@@ -20,6 +21,13 @@ pub struct CpuIsa {
     pub(crate) gemm: GemmFn,
     pub(crate) im2col: Im2colFn,
     pub(crate) resize: ResizeFn,
+    pub(crate) strided: StridedFn,
+    /// Dense stride-2 convs with at most this many input channels × taps run on `strided`
+    /// rather than im2col + GEMM: where it measured faster (`examples/conv_bench`, AMD EPYC Zen
+    /// 5: the direct kernel wins on the 3×3 RGB stem (27) on AVX2 and AVX-512, and on
+    /// 16-channel 2×2 (64) on AVX-512 only; the GEMM wins at depth 192, and the portable build
+    /// never).
+    pub(crate) strided_max_depth: usize,
     detect: fn() -> bool,
 }
 
@@ -29,6 +37,8 @@ pub static PORTABLE: CpuIsa = CpuIsa {
     gemm: gemm::generic::gemm,
     im2col: im2col::gather_columns_portable,
     resize: resize::resize_portable,
+    strided: strided::strided_portable,
+    strided_max_depth: 0,
     detect: || true,
 };
 
@@ -39,6 +49,8 @@ pub static AVX2: CpuIsa = CpuIsa {
     gemm: gemm::avx2::gemm,
     im2col: im2col::gather_columns_avx2,
     resize: resize::resize_avx2,
+    strided: strided::strided_avx2,
+    strided_max_depth: 27,
     detect: || is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
 };
 
@@ -49,6 +61,8 @@ pub static AVX512: CpuIsa = CpuIsa {
     gemm: gemm::avx512::gemm,
     im2col: im2col::gather_columns_avx2,
     resize: resize::resize_avx2,
+    strided: strided::strided_avx512,
+    strided_max_depth: 64,
     detect: || {
         is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
     },

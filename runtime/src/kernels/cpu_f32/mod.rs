@@ -4,7 +4,8 @@
 //! - [`isa`]: the per-ISA micro-kernel tables (portable, AVX2, AVX-512), picked once.
 //! - [`gemm`]: a blocked f32 GEMM with caller-owned packing buffers.
 //! - [`PerforatedConv`] (`conv.rs`, `im2col.rs`): im2col of the active pixels only, one GEMM,
-//!   scatter to the active pixels; also the dense conv of [`crate::ops::ConvOp`].
+//!   scatter to the active pixels; also the dense conv of [`crate::ops::ConvOp`] (stride-2
+//!   convs there run as direct convs on phase planes, `strided.rs`).
 //! - [`GatedBlock`]: the arithmetic of a gated block (plain or MultiPool), channels-last inside.
 //! - [`MultiPool`]: an ungated MultiPool module's selector and branch convs.
 //! - [`resize_bilinear_half_pixel`], [`l2_normalize_channels`]: the dense helpers.
@@ -35,6 +36,7 @@ mod multipool;
 pub(crate) mod parallel;
 mod reference;
 mod resize;
+mod strided;
 #[cfg(test)]
 pub(crate) mod tests;
 

@@ -32,6 +32,18 @@ pub struct ResizeScratch {
     wide: Vec<f32>,
 }
 
+impl ResizeScratch {
+    /// Room for a resize to `oh × ow`, so that a worker which first resizes in a later frame
+    /// does not allocate then.
+    fn reserve(&mut self, oh: usize, ow: usize) {
+        self.rows.reserve(oh.saturating_sub(self.rows.len()));
+        self.cols.reserve(ow.saturating_sub(self.cols.len()));
+        if self.wide.len() < 2 * ow {
+            self.wide.resize(2 * ow, 0.0);
+        }
+    }
+}
+
 /// Per-worker resize scratch of a session (see [`resize_planes`]).
 pub type ResizeWorkers = super::parallel::PerWorker<ResizeScratch>;
 
@@ -48,6 +60,9 @@ pub fn resize_planes(
     assert_eq!(input.len(), planes * ih * iw, "input length");
     assert_eq!(output.len(), planes * oh * ow, "output length");
     workers.ensure();
+    // Every worker's scratch, not only those that happen to run now: which worker takes a
+    // chunk changes from frame to frame.
+    workers.each_mut().for_each(|s| s.reserve(oh, ow));
     let threads = rayon::current_num_threads();
     if threads <= 1 || planes < 2 || oh * ow == 0 {
         return workers.with(|s| resize_bilinear_half_pixel_with(input, planes, ih, iw, output, oh, ow, s));

@@ -184,6 +184,43 @@ proptest! {
         }
     }
 
+    /// The direct stride-2 kernel (`strided.rs`) of every ISA build against the reference, any
+    /// kernel up to 3×3 (not only square), asymmetric padding, channel counts around its
+    /// register blocks, on 1 and 3 threads; a warmed scratch does not grow.
+    #[test]
+    fn stride_two_direct_conv_matches_reference(
+        (cin, cout, h, w) in (1usize..=20, 1usize..=40, 1usize..=41, 1usize..=41),
+        (kh, kw, symmetric, seed) in (1usize..=3, 1usize..=3, any::<bool>(), any::<u64>()),
+    ) {
+        let mut data = Data(seed);
+        let (top, bottom) = axis_padding(symmetric, h, kh, 1, &mut data);
+        let (left, right) = axis_padding(symmetric, w, kw, 1, &mut data);
+        let weights = data.vec(cout * cin * kh * kw, 1.0 / ((cin * kh * kw) as f32).sqrt());
+        let bias = data.vec(cout, 1.0);
+        let input = data.vec(cin * h * w, 1.0);
+        let conv = PerforatedConv::new(&weights, [cout, cin, kh, kw], Some(&bias), 2, 1, [top, left, bottom, right], (h, w))
+            .expect("valid conv");
+        let expected = reference_conv(&input, cin, &weights, cout, Some(&bias), conv.geometry());
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            for isa in CpuIsa::supported() {
+                let conv = conv.clone().with_isa(isa).with_direct(true);
+                prop_assert!(conv.is_direct());
+                let mut scratch = ConvScratch::default();
+                let mut output = vec![SENTINEL; conv.output_len()];
+                pool.install(|| conv.run_dense(&input, &mut output, &mut scratch)).unwrap();
+                for (i, (&got, &want)) in output.iter().zip(&expected).enumerate() {
+                    assert_close(got, want, &format!("{} on {threads} threads: output {i}", isa.name))?;
+                }
+                let warm = scratch.allocated_bytes();
+                let mut again = vec![SENTINEL; conv.output_len()];
+                pool.install(|| conv.run_dense(&input, &mut again, &mut scratch)).unwrap();
+                prop_assert_eq!(scratch.allocated_bytes(), warm);
+                prop_assert_eq!(&again, &output);
+            }
+        }
+    }
+
     #[test]
     fn input_footprint_is_exactly_what_the_conv_reads(c in case()) {
         let b = build(&c);
