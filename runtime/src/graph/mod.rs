@@ -91,6 +91,7 @@ fn build_checked(proto: &ModelProto, info: ModelInfo, execution: Execution) -> R
     let mut typed = typed.into_decluttered().map_err(tract_err("declutter"))?;
     if execution == Execution::Sparse {
         rewrite::install_fast_resizes(&mut typed)?;
+        rewrite::install_sliced_resizes(&mut typed)?;
         rewrite::install_fast_convs(&mut typed)?;
         rewrite::install_fast_l2norms(&mut typed)?;
     }
