@@ -267,7 +267,7 @@ impl PerforatedConv {
         let len = layout.len(self.in_channels);
         grow(&mut scratch.phases, len);
         let phases = &mut scratch.phases[..len];
-        strided::split_phases(&self.geometry, self.in_channels, input, layout, phases);
+        strided::split_phases(self.isa.strided_split, &self.geometry, self.in_channels, input, layout, phases);
         let args = StridedArgs {
             g: &self.geometry,
             layout,

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use super::gemm::{self, GemmFn};
 use super::im2col::{self, Im2colFn};
 use super::resize::{self, ResizeFn};
-use super::strided::{self, StridedFn};
+use super::strided::{self, SplitFn, StridedFn};
 
 /// One instruction set's f32 kernels.
 #[derive(Debug)]
@@ -22,6 +22,7 @@ pub struct CpuIsa {
     pub(crate) im2col: Im2colFn,
     pub(crate) resize: ResizeFn,
     pub(crate) strided: StridedFn,
+    pub(crate) strided_split: SplitFn,
     /// Dense stride-2 convs with at most this many input channels × taps run on `strided`
     /// rather than im2col + GEMM: where it measured faster (`examples/conv_bench`, AMD EPYC Zen
     /// 5: the direct kernel wins on the 3×3 RGB stem (27) on AVX2 and AVX-512, and on
@@ -38,6 +39,7 @@ pub static PORTABLE: CpuIsa = CpuIsa {
     im2col: im2col::gather_columns_portable,
     resize: resize::resize_portable,
     strided: strided::strided_portable,
+    strided_split: strided::split_portable,
     strided_max_depth: 0,
     detect: || true,
 };
@@ -50,6 +52,7 @@ pub static AVX2: CpuIsa = CpuIsa {
     im2col: im2col::gather_columns_avx2,
     resize: resize::resize_avx2,
     strided: strided::strided_avx2,
+    strided_split: strided::split_avx2,
     strided_max_depth: 27,
     detect: || is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
 };
@@ -62,6 +65,7 @@ pub static AVX512: CpuIsa = CpuIsa {
     im2col: im2col::gather_columns_avx2,
     resize: resize::resize_avx2,
     strided: strided::strided_avx512,
+    strided_split: strided::split_avx512,
     strided_max_depth: 64,
     detect: || {
         is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")

@@ -71,54 +71,91 @@ pub(super) fn pack_weights(weights: &[f32], out: usize, inp: usize, taps: usize)
 }
 
 /// Splits `input` (`C × ih × iw`) into its zero-padded phase planes (`phases`, laid out as
-/// [`Phases`] says), channels in parallel on the current pool.
-pub(super) fn split_phases(g: &ConvGeometry, channels: usize, input: &[f32], layout: Phases, phases: &mut [f32]) {
+/// [`Phases`] says) with `split` (an ISA build of [`split_channel`]), channels in parallel on the
+/// current pool.
+pub(super) fn split_phases(
+    split: SplitFn,
+    g: &ConvGeometry,
+    channels: usize,
+    input: &[f32],
+    layout: Phases,
+    phases: &mut [f32],
+) {
+    let (ih, iw) = (g.in_height(), g.in_width());
+    let plane = layout.plane();
+    // SAFETY: `split` is a build this CPU supports (the ISA table's).
+    let one =
+        |(ci, quad): (usize, &mut [f32])| unsafe { split(g, &input[ci * ih * iw..(ci + 1) * ih * iw], layout, quad) };
+    let quads = &mut phases[..4 * channels * plane];
+    if rayon::current_num_threads() > 1 && channels > 1 {
+        quads.par_chunks_exact_mut(4 * plane).enumerate().for_each(one);
+    } else {
+        quads.chunks_exact_mut(4 * plane).enumerate().for_each(one);
+    }
+}
+
+/// Splits one input channel `src` (`ih × iw`) into its four phase planes `quad`. One per ISA
+/// build (the deinterleave vectorises as permutes where the ISA has them).
+pub(crate) type SplitFn = unsafe fn(&ConvGeometry, &[f32], Phases, &mut [f32]);
+
+/// The portable build of [`split_channel`].
+pub(crate) unsafe fn split_portable(g: &ConvGeometry, src: &[f32], layout: Phases, quad: &mut [f32]) {
+    split_channel(g, src, layout, quad)
+}
+
+/// The AVX2 build of [`split_channel`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn split_avx2(g: &ConvGeometry, src: &[f32], layout: Phases, quad: &mut [f32]) {
+    split_channel(g, src, layout, quad)
+}
+
+/// The AVX-512 build of [`split_channel`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(crate) unsafe fn split_avx512(g: &ConvGeometry, src: &[f32], layout: Phases, quad: &mut [f32]) {
+    split_channel(g, src, layout, quad)
+}
+
+#[inline(always)]
+fn split_channel(g: &ConvGeometry, src: &[f32], layout: Phases, quad: &mut [f32]) {
     let (ih, iw) = (g.in_height(), g.in_width());
     let [top, left, ..] = g.padding();
     let plane = layout.plane();
-    let split = |(ci, quad): (usize, &mut [f32])| {
-        let src = &input[ci * ih * iw..(ci + 1) * ih * iw];
-        for py in 0..2 {
-            for r in 0..layout.rows {
-                // Phase rows (py, px = 0) and (py, px = 1) at row r.
-                let (even, odd) = {
-                    let at = |px: usize| (py * 2 + px) * plane + r * layout.stride;
-                    let (head, tail) = quad.split_at_mut(at(1));
-                    (&mut head[at(0)..][..layout.stride], &mut tail[..layout.stride])
-                };
-                even.fill(0.0);
-                odd.fill(0.0);
-                let iy = 2 * r + py;
-                if iy < top || iy - top >= ih {
-                    continue;
-                }
-                let line = &src[(iy - top) * iw..][..iw];
-                // Source column s lands in phase (s + left) % 2, column (s + left) / 2: a
-                // deinterleave of the line's pairs, shifted by the left padding.
-                let (pairs, rest) = line.split_at(iw / 2 * 2);
-                let (first, second) = if left % 2 == 0 {
-                    (&mut even[left / 2..], &mut odd[left / 2..])
-                } else {
-                    (&mut odd[left / 2..], &mut even[left / 2 + 1..])
-                };
-                // Two loops: either row may end before the pairs do (columns no tap reads).
-                first.iter_mut().zip(pairs.chunks_exact(2)).for_each(|(a, pair)| *a = pair[0]);
-                second.iter_mut().zip(pairs.chunks_exact(2)).for_each(|(b, pair)| *b = pair[1]);
-                if let Some(&last) = rest.first() {
-                    let j = iw - 1 + left;
-                    let row = if j % 2 == 0 { &mut *even } else { &mut *odd };
-                    if let Some(d) = row.get_mut(j / 2) {
-                        *d = last;
-                    }
+    for py in 0..2 {
+        for r in 0..layout.rows {
+            // Phase rows (py, px = 0) and (py, px = 1) at row r.
+            let (even, odd) = {
+                let at = |px: usize| (py * 2 + px) * plane + r * layout.stride;
+                let (head, tail) = quad.split_at_mut(at(1));
+                (&mut head[at(0)..][..layout.stride], &mut tail[..layout.stride])
+            };
+            even.fill(0.0);
+            odd.fill(0.0);
+            let iy = 2 * r + py;
+            if iy < top || iy - top >= ih {
+                continue;
+            }
+            let line = &src[(iy - top) * iw..][..iw];
+            // Source column s lands in phase (s + left) % 2, column (s + left) / 2: a
+            // deinterleave of the line's pairs, shifted by the left padding.
+            let (pairs, rest) = line.split_at(iw / 2 * 2);
+            let (first, second) = if left % 2 == 0 {
+                (&mut even[left / 2..], &mut odd[left / 2..])
+            } else {
+                (&mut odd[left / 2..], &mut even[left / 2 + 1..])
+            };
+            // Two loops: either row may end before the pairs do (columns no tap reads).
+            first.iter_mut().zip(pairs.chunks_exact(2)).for_each(|(a, pair)| *a = pair[0]);
+            second.iter_mut().zip(pairs.chunks_exact(2)).for_each(|(b, pair)| *b = pair[1]);
+            if let Some(&last) = rest.first() {
+                let j = iw - 1 + left;
+                let row = if j % 2 == 0 { &mut *even } else { &mut *odd };
+                if let Some(d) = row.get_mut(j / 2) {
+                    *d = last;
                 }
             }
         }
-    };
-    let chunks = phases[..4 * channels * plane].chunks_exact_mut(4 * plane).enumerate();
-    if rayon::current_num_threads() > 1 && channels > 1 {
-        phases[..4 * channels * plane].par_chunks_exact_mut(4 * plane).enumerate().for_each(split);
-    } else {
-        chunks.for_each(split);
     }
 }
 
