@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use common::*;
 use pag_runtime::generic::read_npy;
-use pag_runtime::kernels::cpu_f32::PerforatedConv;
 use pag_runtime::{ComputeMode, Execution, PagModel, Rho, Session};
 
 fn legacy() -> std::path::PathBuf {
@@ -20,19 +19,10 @@ fn version_1_model_loads_with_its_v1_structure() {
     assert_eq!(model.info.contract_version, 1);
     assert!(model.dense_fallbacks.is_empty(), "{:?}", model.dense_fallbacks);
     assert_eq!(model.sparse_op_counts(), (8, 1), "8 gated blocks and one standalone MultiPool");
-    assert_eq!(
-        model.sparse_resize_count(),
-        4,
-        "both bilinear upsamplings run as PagResize, the heads' one as one PagResize per head (its channel \
-         slices moved before it)"
-    );
-    assert_eq!(model.op_count("Slice"), 0, "no full-resolution slice copies are left");
-    // The RGB stem (3→24 3×3 stride 2) runs on pagrt's conv where this CPU has a direct
-    // stride-2 kernel that beats tract's (AVX2, AVX-512), else in tract.
-    let stem = PerforatedConv::new(&[0.0; 24 * 3 * 9], [24, 3, 3, 3], None, 2, 1, [1, 1, 1, 1], (240, 320)).unwrap();
+    assert_resizes_fused(&model);
     assert_eq!(
         model.op_count("PagConv"),
-        9 + usize::from(stem.is_direct()),
+        9 + usize::from(rgb_stem_is_direct(24)),
         "stem.1, down2, the decoder's 3×3 and the six ungated 1×1s (trans3, the MultiPool bottleneck's \
          reduce and expand, the two laterals, the head) run on pagrt's conv, and the stem where direct"
     );

@@ -5,7 +5,6 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use pag_runtime::kernels::cpu_f32::PerforatedConv;
 use pag_runtime::{generic::read_npy, ComputeMode, Execution, PagModel, Session};
 
 const TOL: f32 = 1e-4;
@@ -16,19 +15,10 @@ fn sparse_execution_installs_one_op_per_module() {
     assert!(model.dense_fallbacks.is_empty(), "{:?}", model.dense_fallbacks);
     // Model v2: 9 gated blocks (one of them a gated MultiPool), no standalone MultiPool.
     assert_eq!(model.sparse_op_counts(), (9, 0));
-    assert_eq!(
-        model.sparse_resize_count(),
-        4,
-        "both bilinear upsamplings run as PagResize, the heads' one as one PagResize per head (its channel \
-         slices moved before it)"
-    );
-    assert_eq!(model.op_count("Slice"), 0, "no full-resolution slice copies are left");
-    // The RGB stem (3→16 3×3 stride 2) runs on pagrt's conv where this CPU has a direct
-    // stride-2 kernel that beats tract's (AVX2, AVX-512), else in tract.
-    let stem = PerforatedConv::new(&[0.0; 16 * 3 * 9], [16, 3, 3, 3], None, 2, 1, [1, 1, 1, 1], (240, 320)).unwrap();
+    assert_resizes_fused(&model);
     assert_eq!(
         model.op_count("PagConv"),
-        4 + usize::from(stem.is_direct()),
+        4 + usize::from(rgb_stem_is_direct(16)),
         "the 2×2 stride-2 convs stem.1 and down2, the 1×1 lateral and head (and the stem where direct) run on \
          pagrt's conv"
     );

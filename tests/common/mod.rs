@@ -62,3 +62,21 @@ pub fn max_abs_diff(a: &tract_onnx::prelude::Tensor, b: &tract_onnx::prelude::Te
     let (a, b) = (a.to_plain_array_view::<f32>().unwrap(), b.to_plain_array_view::<f32>().unwrap());
     a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
+
+/// Whether this CPU runs an RGB stem (`3 → out` 3×3 stride 2 at 240×320) on pagrt's direct
+/// stride-2 kernel, so that the loader moves it from tract onto pagrt's conv.
+#[allow(dead_code)]
+pub fn rgb_stem_is_direct(out: usize) -> bool {
+    let weights = vec![0.0; out * 3 * 9];
+    pag_runtime::kernels::cpu_f32::PerforatedConv::new(&weights, [out, 3, 3, 3], None, 2, 1, [1, 1, 1, 1], (240, 320))
+        .unwrap()
+        .is_direct()
+}
+
+/// The head's one upsampling runs as one PagResize per head (its channel slices moved before
+/// it), the decoder's as another, and no full-resolution slice copy is left.
+#[allow(dead_code)]
+pub fn assert_resizes_fused(model: &pag_runtime::PagModel) {
+    assert_eq!(model.sparse_resize_count(), 4, "both upsamplings on PagResize, the head's split per head");
+    assert_eq!(model.op_count("Slice"), 0, "no full-resolution slice copies are left");
+}

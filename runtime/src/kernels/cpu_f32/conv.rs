@@ -204,14 +204,8 @@ impl PerforatedConv {
         self.run_with(input, active, output, scratch, true)
     }
 
-    fn run_with(
-        &self,
-        input: &[f32],
-        active: &ActiveSet,
-        output: &mut [f32],
-        scratch: &mut ConvScratch,
-        accumulate: bool,
-    ) -> Result<()> {
+    /// Errors when `input` or `output` is not this conv's length.
+    fn check_buffers(&self, input: &[f32], output: &[f32]) -> Result<()> {
         if input.len() != self.input_len() {
             let layout = format!("{}×{}×{}", self.in_channels, self.geometry.in_height(), self.geometry.in_width());
             return Err(shape_error("conv input", self.input_len(), input.len(), layout));
@@ -220,6 +214,18 @@ impl PerforatedConv {
             let layout = format!("{}×{}×{}", self.out_channels, self.geometry.out_height(), self.geometry.out_width());
             return Err(shape_error("conv output", self.output_len(), output.len(), layout));
         }
+        Ok(())
+    }
+
+    fn run_with(
+        &self,
+        input: &[f32],
+        active: &ActiveSet,
+        output: &mut [f32],
+        scratch: &mut ConvScratch,
+        accumulate: bool,
+    ) -> Result<()> {
+        self.check_buffers(input, output)?;
         active.check_grid("active set of the conv output", self.geometry.out_height(), self.geometry.out_width())?;
         self.reserve(scratch);
         let out = SharedMut(output.as_mut_ptr());
@@ -255,14 +261,7 @@ impl PerforatedConv {
         let (true, Some(weights)) = (self.direct, &self.strided) else {
             return self.run(input, &self.every_output, output, scratch);
         };
-        if input.len() != self.input_len() {
-            let layout = format!("{}×{}×{}", self.in_channels, self.geometry.in_height(), self.geometry.in_width());
-            return Err(shape_error("conv input", self.input_len(), input.len(), layout));
-        }
-        if output.len() != self.output_len() {
-            let layout = format!("{}×{}×{}", self.out_channels, self.geometry.out_height(), self.geometry.out_width());
-            return Err(shape_error("conv output", self.output_len(), output.len(), layout));
-        }
+        self.check_buffers(input, output)?;
         let layout = Phases::of(&self.geometry);
         let len = layout.len(self.in_channels);
         grow(&mut scratch.phases, len);
