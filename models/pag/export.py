@@ -119,7 +119,8 @@ def export(checkpoint, out, class_names, palette, hfov_deg, height=240, width=32
         "pag.camera_hfov_deg": str(hfov_deg),
         "pag.training": json.dumps({k: ck["training"]["args"].get(k) for k in
                                     ("rho_min", "rho_native", "native_share", "dense_share", "warmup_dense", "iters",
-                                     "half_iters", "batch", "crop", "dense")}),
+                                     "half_iters", "batch", "crop", "dense", "lr", "stage2_from", "stage2_lr",
+                                     "rho_low_share", "rho_low_max")}),
         "pag.parameters": str(count_params(net)),
         "pag.architecture": json.dumps(net.cfg.to_dict()),
     }

@@ -92,7 +92,7 @@ def main(argv=None):
     opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-4)
     os.makedirs(a.out, exist_ok=True)
     ck_path = os.path.join(a.out, "checkpoint.pt")
-    start, seconds_before = 0, 0.0
+    start, seconds_before, history = 0, 0.0, []
     if a.resume and os.path.exists(ck_path):
         ck = torch.load(ck_path, map_location="cpu", weights_only=False)
         net.load_state_dict(ck["state_dict"])
@@ -100,6 +100,11 @@ def main(argv=None):
             opt.load_state_dict(ck["optimizer"])
         start = ck["training"]["iterations"]
         seconds_before = ck["training"]["seconds"]
+        # The recipes of earlier stages (a resume with other options starts a new stage).
+        history = list(ck["training"].get("history", []))
+        previous = {k: v for k, v in ck["training"]["args"].items() if k != "resume"}
+        if previous != {k: v for k, v in vars(a).items() if k != "resume"}:
+            history.append({"until": start, "args": previous})
         if "rng" in ck:
             rng.bit_generator.state = ck["rng"]["numpy"]
             torch.set_rng_state(ck["rng"]["torch"])
@@ -147,16 +152,16 @@ def main(argv=None):
                   f"densities [{' '.join(dens)}] | {(seconds_before + el) / 60:.1f} min, "
                   f"eta {el / done * (a.iters - it - 1) / 60:.1f} min", flush=True)
         if (it + 1) % 500 == 0 or it + 1 == a.iters:
-            save(net, opt, rng, cfg, a, seconds_before + time.time() - t0, it + 1, ck_path)
+            save(net, opt, rng, cfg, a, seconds_before + time.time() - t0, it + 1, ck_path, history)
     print(f"done in {(seconds_before + time.time() - t0) / 60:.1f} min", flush=True)
 
 
-def save(net, opt, rng, cfg, args, seconds, iters, path):
+def save(net, opt, rng, cfg, args, seconds, iters, path, history=()):
     """Atomically: a checkpoint is either the old one or the new one, never half written."""
     tmp = path + ".tmp"
     torch.save({"config": cfg.to_dict(), "state_dict": net.state_dict(), "optimizer": opt.state_dict(),
                 "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()},
-                "training": {"seconds": seconds, "iterations": iters, "args": vars(args),
+                "training": {"seconds": seconds, "iterations": iters, "args": vars(args), "history": list(history),
                              "torch": torch.__version__, "threads": torch.get_num_threads()}}, tmp)
     os.replace(tmp, path)
 
