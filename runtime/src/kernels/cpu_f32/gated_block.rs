@@ -492,6 +492,27 @@ impl GatedBlock {
     }
 }
 
+/// `Σ w·v` for a MultiPool selector: eight partial sums (lane `l` takes elements `l, l + 8, …`,
+/// multiply then add, no FMA), then a fixed pairwise tree. Plain Rust with a fixed order, so it
+/// vectorises and yet every build and thread count gives the same bits (branch choices do not
+/// depend on the machine).
+#[inline(always)]
+fn selector_dot(w: &[f32], v: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (wc, vc) = (w.chunks_exact(8), v.chunks_exact(8));
+    let (wr, vr) = (wc.remainder(), vc.remainder());
+    for (a, b) in wc.zip(vc) {
+        for l in 0..8 {
+            acc[l] += a[l] * b[l];
+        }
+    }
+    for (l, (a, b)) in wr.iter().zip(vr).enumerate() {
+        acc[l] += a * b;
+    }
+    let quad = [acc[0] + acc[4], acc[1] + acc[5], acc[2] + acc[6], acc[3] + acc[7]];
+    (quad[0] + quad[2]) + (quad[1] + quad[3])
+}
+
 /// Adds `bias` to every `bias.len()`-long row of `rows`, then applies ReLU.
 fn bias_relu_rows(rows: &mut [f32], bias: &[f32]) {
     for row in rows.chunks_exact_mut(bias.len()) {
@@ -519,12 +540,18 @@ impl GatedBlockKernel for GatedBlock {
 
     fn selector_scores(&self, pixels: &ActiveSet, scores: &mut [f32], s: &mut KernelScratch) {
         let (mid, n) = (self.shape.mid, self.shape.pixels());
-        for &q in pixels.indices() {
-            let row = &s.reduced[q as usize * mid..][..mid];
-            for (b, (wb, bias)) in self.selector_weights.chunks_exact(mid).zip(&self.selector_bias).enumerate() {
-                scores[b * n + q as usize] = bias + wb.iter().zip(row).map(|(a, v)| a * v).sum::<f32>();
+        let out = SharedMut(scores.as_mut_ptr());
+        let (reduced, weights, biases) = (&s.reduced[..], &self.selector_weights, &self.selector_bias);
+        for_each_tile(pixels.indices(), TILE, |tile| {
+            let out = out; // the whole Sync wrapper, not its raw pointer field
+            for &q in tile {
+                let row = &reduced[q as usize * mid..][..mid];
+                for (b, (wb, bias)) in weights.chunks_exact(mid).zip(biases).enumerate() {
+                    // SAFETY: element (b, q) of the P × n scores; tiles hold distinct pixels.
+                    unsafe { *out.0.add(b * n + q as usize) = bias + selector_dot(wb, row) };
+                }
             }
-        }
+        });
     }
 
     fn branch(&self, x: &mut [f32], branch: usize, pixels: &[u32], s: &mut KernelScratch) {
