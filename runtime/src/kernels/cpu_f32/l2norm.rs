@@ -1,29 +1,54 @@
 //! Channel-wise L2 normalisation of NCHW f32 maps (the normals head), in one pass.
+use rayon::prelude::*;
+
+use super::parallel::SharedMut;
 
 /// The normalisation of `input` (`n` maps of `c` planes of `plane` pixels) into `output`:
-/// `y = x / sqrt(Σ_c x² + eps)` per pixel.
+/// `y = x / sqrt(Σ_c x² + eps)` per pixel. Pixel ranges run in parallel on the current pool
+/// (each pixel's arithmetic is the same whatever the split).
 pub fn l2_normalize_channels(input: &[f32], c: usize, plane: usize, eps: f32, output: &mut [f32]) {
-    for (x, y) in input.chunks_exact(c * plane).zip(output.chunks_exact_mut(c * plane)) {
-        // Sum of squares per pixel, accumulated plane by plane (vectorised), into the first plane
-        // of the output, then scaled in place.
-        let (first, _) = y.split_at_mut(plane);
-        first.iter_mut().zip(&x[..plane]).for_each(|(s, &v)| *s = v * v);
-        for p in x.chunks_exact(plane).skip(1) {
-            first.iter_mut().zip(p).for_each(|(s, &v)| *s += v * v);
-        }
-        first.iter_mut().for_each(|s| *s = 1.0 / (*s + eps).sqrt());
-        // Planes from the last to the first, so the scale factors (in plane 0) are read last.
-        for ch in (0..c).rev() {
-            let (scale, rest) = y.split_at_mut(plane);
-            let dst = if ch == 0 { None } else { Some(&mut rest[(ch - 1) * plane..ch * plane]) };
-            let src = &x[ch * plane..(ch + 1) * plane];
-            match dst {
-                Some(d) => d.iter_mut().zip(src).zip(scale.iter()).for_each(|((o, &v), &r)| *o = v * r),
-                None => scale.iter_mut().zip(src).for_each(|(r, &v)| *r *= v),
-            }
-        }
+    assert_eq!(input.len(), output.len(), "input and output lengths");
+    if c == 0 || plane == 0 {
+        return;
     }
+    let maps = input.len() / (c * plane);
+    let threads = rayon::current_num_threads();
+    let out = SharedMut(output.as_mut_ptr());
+    let range = |r: std::ops::Range<usize>| {
+        let out = out; // the whole Sync wrapper, not its raw pointer field
+        for m in 0..maps {
+            let base = m * c * plane;
+            // SAFETY: pixels r of every plane of map m; ranges are disjoint, so no two calls
+            // write the same elements, and all are inside `output` (same length as `input`).
+            let plane_of =
+                |ch: usize| unsafe { std::slice::from_raw_parts_mut(out.0.add(base + ch * plane + r.start), r.len()) };
+            normalize_pixels(|ch| &input[base + ch * plane..][r.clone()], plane_of, c, eps);
+        }
+    };
+    if threads <= 1 || plane < 2048 {
+        return range(0..plane);
+    }
+    let per = plane.div_ceil(threads).next_multiple_of(16);
+    (0..plane.div_ceil(per)).into_par_iter().for_each(|t| range(t * per..((t + 1) * per).min(plane)));
 }
+
+/// One pixel range: `x(ch)` and `y(ch)` are channel `ch`'s values there. The sum of squares is
+/// accumulated plane by plane (vectorised) into `y(0)`, then every plane scaled, from the last to
+/// the first so that the factors in `y(0)` are read last.
+#[inline(always)]
+fn normalize_pixels<'a>(x: impl Fn(usize) -> &'a [f32], y: impl Fn(usize) -> &'a mut [f32], c: usize, eps: f32) {
+    let scale = y(0);
+    scale.iter_mut().zip(x(0)).for_each(|(s, &v)| *s = v * v);
+    for ch in 1..c {
+        scale.iter_mut().zip(x(ch)).for_each(|(s, &v)| *s += v * v);
+    }
+    scale.iter_mut().for_each(|s| *s = 1.0 / (*s + eps).sqrt());
+    for ch in (1..c).rev() {
+        y(ch).iter_mut().zip(x(ch)).zip(scale.iter()).for_each(|((o, &v), &r)| *o = v * r);
+    }
+    scale.iter_mut().zip(x(0)).for_each(|(r, &v)| *r *= v);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +74,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Split across threads, every pixel gets the same bits as on one thread.
+    #[test]
+    fn thread_split_gives_the_same_bits() {
+        let (n, c, plane) = (2, 3, 76_800 + 5);
+        let x: Vec<f32> = (0..n * c * plane).map(|i| ((i * 7919) % 1013) as f32 / 500.0 - 1.0).collect();
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut y = vec![f32::NAN; x.len()];
+            pool.install(|| l2_normalize_channels(&x, c, plane, 1e-12, &mut y));
+            y
+        };
+        let one = run(1);
+        assert!(one.iter().all(|v| v.is_finite()));
+        for threads in [2, 3] {
+            assert!(run(threads).iter().zip(&one).all(|(a, b)| a.to_bits() == b.to_bits()), "{threads} threads");
+        }
+        let p = 12_345;
+        let norm = (0..c).map(|ch| x[ch * plane + p].powi(2)).sum::<f32>().sqrt();
+        assert!((one[p] - x[p] / norm).abs() < 1e-5);
     }
 }
