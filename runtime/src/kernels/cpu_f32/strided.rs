@@ -204,7 +204,7 @@ pub(crate) unsafe fn strided_portable(args: &StridedArgs<'_>, rows: std::ops::Ra
                     *a = [args.bias.get(c0 + c).copied().unwrap_or(0.0); 8];
                 }
                 k.for_each_tap(args, y, x0, c0, CB, |src, w| {
-                    // SAFETY: `for_each_tap` hands out pointers with 16 (src) and CB (w) readable
+                    // SAFETY: `for_each_tap` hands out pointers with 8 (src) and CB (w) readable
                     // floats.
                     let (src, w) = unsafe { (&*(src as *const [f32; 8]), &*(w as *const [f32; CB])) };
                     for (a, &wc) in acc.iter_mut().zip(w) {
@@ -301,8 +301,8 @@ unsafe fn avx512_block<const NV: usize>(
             *a = [_mm512_set1_ps(args.bias.get(c0 + c).copied().unwrap_or(0.0)); NV];
         }
         k.for_each_tap(args, y, x0, c0, CB, |src, w| {
-            // SAFETY: `for_each_tap` hands out pointers with 16·NV (src)
-            // and CB (w) readable floats.
+            // SAFETY: `for_each_tap` hands out pointers with 16·NV (src) and CB (w) readable
+            // floats.
             unsafe {
                 let mut v = [_mm512_setzero_ps(); NV];
                 for (j, v) in v.iter_mut().enumerate() {
@@ -369,8 +369,7 @@ impl Kernel {
     /// Calls `f(src, w)` for every input channel and tap of output channels `c0..c0 + cb`
     /// (`cb` divides [`PACK`]) at row `y`, pixel `x0`: `src` points at the phase row the tap
     /// reads (readable up to 16 floats past column `ow`, through the next rows or the tail slack)
-    /// and `w` at the `cb`
-    /// weights of that tap.
+    /// and `w` at the `cb` weights of that tap.
     #[inline(always)]
     fn for_each_tap(
         &self,
