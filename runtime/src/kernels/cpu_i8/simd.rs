@@ -590,8 +590,29 @@ unsafe fn gather_avx512(src: &[u32], base: usize, index: &[u32], dst: &mut [u32]
         let vindex = _mm512_maskz_loadu_epi32(mask, index.as_ptr().add(j) as *const i32);
         // 16 consecutive indices (a dense tile inside an image row): one plain load.
         let first = *index.get_unchecked(j);
+        let offsets = _mm512_sub_epi32(vindex, _mm512_set1_epi32(first as i32));
         let v = if run16(vindex, first, mask) {
             _mm512_maskz_loadu_epi32(mask, from.add(first as usize))
+        } else if _mm512_mask_cmplt_epu32_mask(mask, offsets, _mm512_set1_epi32(64)) == mask {
+            // Every index within first..first + 64 (a sparse tile's pixels clustered in a row):
+            // loads of that window and permutes (cheaper than `vpgatherdd` on Zen 5). The loads
+            // stop at the end of `src` (lanes past it are never selected: every index is within
+            // `src`).
+            let avail = src.len() - base - first as usize;
+            let window = |k: usize| {
+                _mm512_maskz_loadu_epi32(
+                    lanes_mask(avail.saturating_sub(16 * k)),
+                    from.wrapping_add(first as usize + 16 * k),
+                )
+            };
+            let near = _mm512_maskz_permutex2var_epi32(mask, window(0), offsets, window(1));
+            let far = _mm512_mask_cmpge_epu32_mask(mask, offsets, _mm512_set1_epi32(32));
+            if far == 0 {
+                near
+            } else {
+                // permutex2var reads the offsets' low 5 bits: offset − 32 into windows 2 and 3.
+                _mm512_mask_mov_epi32(near, far, _mm512_permutex2var_epi32(window(2), offsets, window(3)))
+            }
         } else {
             _mm512_mask_i32gather_epi32::<4>(_mm512_setzero_si512(), mask, vindex, from)
         };

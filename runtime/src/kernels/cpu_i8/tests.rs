@@ -331,6 +331,97 @@ fn mismatched_quantization_and_bad_scales_are_errors() {
 }
 
 proptest! {
+    /// The quad gather of every element-wise build equals plain indexing, for index rows that
+    /// are runs, clustered within 32 or 64 (the permute paths), spread out (hardware gather), point at
+    /// a padding column far away, or end at the last quad of the source.
+    #[test]
+    fn every_gather_build_equals_indexing(
+        len in 1usize..200,
+        base in 0usize..40,
+        kind in 0u8..6,
+        seed in any::<u64>(),
+    ) {
+        let mut data = Data(seed);
+        let src: Vec<u32> = (0..base + 300).map(|_| data.below(u32::MAX as usize) as u32).collect();
+        let n = src.len() - base;
+        let mut index: Vec<u32> = Vec::with_capacity(len);
+        let mut at = data.below(n);
+        for _ in 0..len {
+            let step = match kind {
+                0 => 1,
+                1 => 1 + data.below(2),
+                2 => 1 + data.below(8),
+                3 => 1 + data.below(40),
+                _ => data.below(3),
+            };
+            at = (at + step) % n;
+            let pad = kind == 5 && data.below(6) == 0;
+            index.push(if pad { (n - 1) as u32 } else { at as u32 });
+        }
+        if kind == 4 {
+            // Every other quad up to the last one of the source (windows cut by its end).
+            for (k, v) in index.iter_mut().rev().enumerate() {
+                *v = (n - 1).saturating_sub(2 * k) as u32;
+            }
+        }
+        let want: Vec<u32> = index.iter().map(|&i| src[base + i as usize]).collect();
+        for isa in crate::kernels::cpu_f32::CpuIsa::supported() {
+            let mut got = vec![0u32; len];
+            // SAFETY: every index is below n, within src[base..].
+            unsafe { (super::simd::for_isa(isa).gather)(&src, base, &index, &mut got) };
+            prop_assert_eq!(&got, &want, "{}", isa.name);
+        }
+    }
+}
+
+proptest! {
+    /// The requantize-and-add at pixels of every element-wise build equals the scalar
+    /// arithmetic, bit for bit, for pixel lists that are runs (vector stores), ascending with
+    /// gaps, repeated or descending (scalar stores).
+    #[test]
+    fn every_requantize_add_at_build_equals_scalar(
+        len in 1usize..120,
+        kind in 0u8..5,
+        relu in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let mut data = Data(seed);
+        let n = 400;
+        let mut pixels: Vec<u32> = Vec::with_capacity(len);
+        let mut at = data.below(n / 4);
+        for _ in 0..len {
+            let step = match kind {
+                0 => 1,
+                1 => 1 + data.below(3),
+                2 => 1 + data.below(12),
+                _ => data.below(3),
+            };
+            at = (at + step) % n;
+            pixels.push(at as u32);
+        }
+        if kind == 4 {
+            pixels.reverse();
+        }
+        let acc: Vec<i32> = (0..len).map(|_| data.below(40_000) as i32 - 20_000).collect();
+        let (offset, mult, zp, scale) = (-1234, 0.0037f32, 17.0f32, 0.02f32);
+        let lo = if relu { zp } else { 0.0 };
+        let start: Vec<f32> = (0..n).map(|_| data.below(1000) as f32 / 100.0 - 5.0).collect();
+        let mut want = start.clone();
+        for (&a, &p) in acc.iter().zip(&pixels) {
+            let q = (quant::round_half_even((a + offset) as f32 * mult) + zp).max(lo).min(255.0);
+            want[p as usize] += (q - zp) * scale;
+        }
+        for isa in crate::kernels::cpu_f32::CpuIsa::supported() {
+            let mut got = start.clone();
+            // SAFETY: every pixel is below n.
+            unsafe { (super::simd::for_isa(isa).requantize_add_at)(&acc, offset, mult, zp, lo, scale, &mut got, &pixels) };
+            let (g, w): (Vec<u32>, Vec<u32>) = (got.iter().map(|v| v.to_bits()).collect(), want.iter().map(|v| v.to_bits()).collect());
+            prop_assert_eq!(g, w, "{}", isa.name);
+        }
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
     /// A dense quantized conv (any kernel size, stride, dilation and padding, ReLU or not) equals
