@@ -3,7 +3,7 @@
 //! ungated convs (stem, down-sampling, lateral) that tract would run in f32 with its slow
 //! element-wise Q/DQ round trips around them.
 //!
-//! The input is quantized plane by plane and interleaved into a K4 grid (with a column of zero
+//! The input is quantized straight into a K4 grid, 4 planes a pass (with a column of zero
 //! points for padding taps); each tile of output pixels gathers its im2col from the grid (a
 //! pointwise, stride-1 conv reads the grid in place), multiplies on the block's [`I8Kernel`],
 //! and requantizes and dequantizes straight into the output planes.
@@ -43,7 +43,6 @@ struct TileScratch {
 /// Working memory of a [`QConv2d`]; grows on the first run and never after.
 #[derive(Default)]
 pub struct QConv2dScratch {
-    planar: Vec<u8>,
     grid: Vec<u32>,
     workers: PerWorker<TileScratch>,
 }
@@ -57,9 +56,7 @@ impl std::fmt::Debug for QConv2dScratch {
 impl QConv2dScratch {
     /// Bytes currently reserved.
     pub fn allocated_bytes(&self) -> usize {
-        self.planar.capacity()
-            + 4 * self.grid.capacity()
-            + self.workers.allocated_bytes(|w| 4 * w.im2col.capacity() + w.gemm.allocated_bytes())
+        4 * self.grid.capacity() + self.workers.allocated_bytes(|w| 4 * w.im2col.capacity() + w.gemm.allocated_bytes())
     }
 }
 
@@ -120,7 +117,6 @@ impl QConv2d {
         let simd = simd::for_isa(self.isa);
         let c4 = up4(c) / 4;
         let taps = g.taps();
-        grow(&mut s.planar, c * n);
         grow(&mut s.grid, c4 * (n + 1));
         s.workers.ensure();
         let tile = TILE.min(on);
@@ -129,11 +125,10 @@ impl QConv2d {
             w.gemm.reserve(&self.kernel, self.q.out, taps * c4 * 4, tile);
         }
         let (scale, zp) = (self.q.input.scale, self.q.input.zero_point);
-        for (plane, dst) in input.chunks_exact(n).zip(s.planar.chunks_exact_mut(n)) {
-            // SAFETY (every simd call): this CPU supports the conv's ISA (isa::best or checked).
-            unsafe { (simd.quantize)(plane, scale, zp as f32, dst) };
+        for (q, planes) in input.chunks(4 * n).enumerate() {
+            // SAFETY: this CPU supports the conv's ISA (isa::best or checked).
+            unsafe { (simd.quantize_quads)(planes, planes.len() / n, n, scale, zp as f32, &mut s.grid[q * (n + 1)..]) };
         }
-        unsafe { (simd.interleave)(&s.planar[..c * n], c, n, &mut s.grid, n + 1) };
         for q in 0..c4 {
             let quad: [u8; 4] = std::array::from_fn(|r| if 4 * q + r < c { zp } else { 0 });
             s.grid[q * (n + 1) + n] = u32::from_le_bytes(quad);

@@ -144,10 +144,9 @@ pub struct KernelScratch {
     spatial: Vec<u32>,
     /// Saved passthrough values, `C × saved pixels` (dense-branch path).
     saved: Vec<f32>,
-    /// The block input quantized over the whole grid when the reduce conv reads most of it:
-    /// planar (`C × h·w` u8), then K4 (`C/4 × h·w` quads); valid for the current frame when
-    /// `input_valid` (reset by the frame's gate scores).
-    input_planar: Vec<u8>,
+    /// The block input quantized over the whole grid into K4 quads (`C/4 × h·w`) when the
+    /// reduce conv reads most of it; valid for the current frame when `input_valid` (reset by
+    /// the frame's gate scores).
     input_grid: Vec<u32>,
     input_valid: bool,
     workers: PerWorker<TileScratch>,
@@ -164,7 +163,6 @@ impl GatedBlockI8Scratch {
         let k = &self.kernel;
         self.policy.allocated_bytes()
             + 4 * (k.reduced.capacity() + k.spatial.capacity() + k.saved.capacity() + k.input_grid.capacity())
-            + k.input_planar.capacity()
             + k.workers.allocated_bytes(TileScratch::allocated_bytes)
     }
 }
@@ -384,7 +382,6 @@ impl GatedBlockI8 {
         let (c, mid, n) = (self.shape.channels, self.shape.mid, self.shape.pixels());
         let (c4, m4) = (up4(c) / 4, up4(mid) / 4);
         grow(&mut s.reduced, m4 * (n + 1));
-        grow(&mut s.input_planar, c * n);
         grow(&mut s.input_grid, c4 * n);
         if self.branches.len() > 1 {
             grow(&mut s.spatial, m4 * (n + 1));
@@ -410,24 +407,15 @@ impl GatedBlockI8 {
     }
 
     /// Quantizes one group of 4 input planes over the whole grid into the K4 input grid.
-    fn quantize_group(&self, x: &[f32], g: usize, planar: SharedMut<u8>, grid: SharedMut<u32>) {
+    fn quantize_group(&self, x: &[f32], g: usize, grid: SharedMut<u32>) {
         let (c, n) = (self.shape.channels, self.shape.pixels());
         let q = &self.reduce.q;
-        let simd = self.simd();
         let planes = (4 * g..(4 * g + 4).min(c)).len();
-        // SAFETY: planes 4g.. of the planar buffer (C × n) and row g of the grid (C/4 × n) are
-        // written by this group only.
-        let (rows, out) = unsafe {
-            (
-                std::slice::from_raw_parts_mut(planar.0.add(4 * g * n), planes * n),
-                std::slice::from_raw_parts_mut(grid.0.add(g * n), n),
-            )
-        };
-        for (plane, row) in x[4 * g * n..].chunks_exact(n).zip(rows.chunks_exact_mut(n)) {
-            // SAFETY (simd calls): this CPU supports the block's ISA (checked when set).
-            unsafe { (simd.quantize)(plane, q.input.scale, q.input.zero_point as f32, row) };
-        }
-        unsafe { (simd.interleave)(rows, planes, n, out, n) };
+        // SAFETY: row g of the grid (C/4 × n) is written by this group only.
+        let out = unsafe { std::slice::from_raw_parts_mut(grid.0.add(g * n), n) };
+        let src = &x[4 * g * n..][..planes * n];
+        // SAFETY: this CPU supports the block's ISA (checked when set).
+        unsafe { (self.simd().quantize_quads)(src, planes, n, q.input.scale, q.input.zero_point as f32, out) };
     }
 
     /// The reduce conv at one tile's pixels: the input quantized there (or read from the frame's
@@ -619,9 +607,9 @@ impl GatedBlockKernel for GatedBlockI8 {
         // in parallel by groups of 4 planes) and read it as K4 quads, rather than gathering
         // floats plane by plane at scattered pixels.
         if !s.input_valid && 2 * pixels.len() >= n {
-            let (planar, grid) = (SharedMut(s.input_planar.as_mut_ptr()), SharedMut(s.input_grid.as_mut_ptr()));
+            let grid = SharedMut(s.input_grid.as_mut_ptr());
             for_each_tile(&self.groups, 1, |groups| {
-                groups.iter().for_each(|&g| self.quantize_group(x, g as usize, planar, grid))
+                groups.iter().for_each(|&g| self.quantize_group(x, g as usize, grid))
             });
             s.input_valid = true;
         }

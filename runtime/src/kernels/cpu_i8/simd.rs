@@ -17,6 +17,10 @@ pub(crate) enum Columns<'a> {
 pub(crate) struct I8Simd {
     /// `dst[i] = quantize(src[i])` with `(scale, zero_point)`.
     pub quantize: unsafe fn(&[f32], f32, f32, &mut [u8]),
+    /// `rows` (1–4) planes of `n` floats (`src`, one after the other) quantized straight into
+    /// K4 quads: byte `r` of `dst[p]` is `quantize(src[r · n + p])`, bytes past `rows` zero —
+    /// `quantize` then `interleave` in one pass: `(src, rows, n, scale, zero_point, dst)`.
+    pub quantize_quads: unsafe fn(&[f32], usize, usize, f32, f32, &mut [u32]),
     /// `dst[j] = quantize(plane[pixels[j]])`: `(plane, pixels, scale, zero_point, dst)`; every
     /// pixel must be within the plane (unchecked).
     pub quantize_at: unsafe fn(&[f32], &[u32], f32, f32, &mut [u8]),
@@ -54,6 +58,30 @@ fn to_u8(q: f32, lo: f32) -> u8 {
     let q = q.max(lo).min(255.0);
     // SAFETY: q is finite (max ignores NaN) and in lo..=255.
     unsafe { q.to_int_unchecked::<i32>() as u8 }
+}
+
+#[inline(always)]
+fn quantize_quads_body(src: &[f32], rows: usize, n: usize, scale: f32, zp: f32, dst: &mut [u32]) {
+    let q = |x: f32| to_u8(round_half_even(x / scale) + zp, 0.0) as u32;
+    let plane = |r: usize| &src[r * n..][..n];
+    let dst = &mut dst[..n];
+    match rows {
+        1 => dst.iter_mut().zip(plane(0)).for_each(|(d, &a)| *d = q(a)),
+        2 => dst.iter_mut().zip(plane(0)).zip(plane(1)).for_each(|((d, &a), &b)| *d = q(a) | q(b) << 8),
+        3 => dst
+            .iter_mut()
+            .zip(plane(0))
+            .zip(plane(1))
+            .zip(plane(2))
+            .for_each(|(((d, &a), &b), &c)| *d = q(a) | q(b) << 8 | q(c) << 16),
+        _ => dst
+            .iter_mut()
+            .zip(plane(0))
+            .zip(plane(1))
+            .zip(plane(2))
+            .zip(plane(3))
+            .for_each(|((((d, &a), &b), &c), &e)| *d = q(a) | q(b) << 8 | q(c) << 16 | q(e) << 24),
+    }
 }
 
 #[inline(always)]
@@ -233,6 +261,10 @@ macro_rules! build {
                 quantize_body(src, scale, zp, dst)
             }
             #[cfg_attr(target_arch = "x86_64", target_feature($(enable = $feature),*))]
+            pub(super) unsafe fn quantize_quads(src: &[f32], rows: usize, n: usize, scale: f32, zp: f32, dst: &mut [u32]) {
+                quantize_quads_body(src, rows, n, scale, zp, dst)
+            }
+            #[cfg_attr(target_arch = "x86_64", target_feature($(enable = $feature),*))]
             #[allow(clippy::too_many_arguments)]
             pub(super) unsafe fn selector(
                 grid: &[u32],
@@ -291,6 +323,7 @@ macro_rules! table {
     ($name:ident) => {
         I8Simd {
             quantize: $name::quantize,
+            quantize_quads: $name::quantize_quads,
             quantize_at: $name::quantize_at,
             selector: $name::selector,
             requantize_add_at: $name::requantize_add_at,

@@ -375,6 +375,41 @@ proptest! {
 }
 
 proptest! {
+    /// Quantizing 1–4 planes straight into K4 quads equals `quantize` then `interleave`, on every
+    /// element-wise build (values beyond the u8 range, ties and NaN included).
+    #[test]
+    fn every_quantize_quads_build_equals_quantize_then_interleave(
+        rows in 1usize..=4,
+        n in 1usize..100,
+        zp in 0u8..=255,
+        seed in any::<u64>(),
+    ) {
+        let mut data = Data(seed);
+        let scale = 0.05f32;
+        let src: Vec<f32> = (0..rows * n)
+            .map(|_| match data.below(10) {
+                0 => f32::NAN,
+                1 => (data.below(21) as f32 - 10.0 + 0.5) * scale, // ties
+                _ => data.below(4000) as f32 / 100.0 - 20.0,
+            })
+            .collect();
+        let portable = super::simd::for_isa(crate::kernels::cpu_f32::CpuIsa::supported()[0]);
+        for isa in crate::kernels::cpu_f32::CpuIsa::supported() {
+            let simd = super::simd::for_isa(isa);
+            let mut planar = vec![0u8; rows * n];
+            let (mut want, mut got) = (vec![0u32; n], vec![7u32; n]);
+            // SAFETY: every build runs on this CPU (supported()).
+            unsafe {
+                (portable.quantize)(&src, scale, zp as f32, &mut planar);
+                (portable.interleave)(&planar, rows, n, &mut want, n);
+                (simd.quantize_quads)(&src, rows, n, scale, zp as f32, &mut got);
+            }
+            prop_assert_eq!(&got, &want, "{}", isa.name);
+        }
+    }
+}
+
+proptest! {
     /// The requantize-and-add at pixels of every element-wise build equals the scalar
     /// arithmetic, bit for bit, for pixel lists that are runs (vector stores), ascending with
     /// gaps, repeated or descending (scalar stores).
