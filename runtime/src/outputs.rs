@@ -27,21 +27,11 @@ impl Outputs {
         let seg = seg.index_axis(Axis(0), 0);
         let (k, h, w) = (seg.shape()[0], seg.shape()[1], seg.shape()[2]);
         let labels = match seg.as_slice() {
-            // Contiguous logits (what the runtime produces): a running max over channel planes.
+            // Contiguous logits (what the runtime produces): argmax by pixel chunks.
             Some(planes) if k > 0 => {
                 let n = h * w;
-                let mut best_val = planes[..n].to_vec();
                 let mut labels = vec![0u8; n];
-                for (c, plane) in planes.chunks_exact(n).enumerate().skip(1) {
-                    // Branch-free select (vectorises); a strictly greater logit wins, so ties keep
-                    // the lower class id.
-                    let c = c as u8;
-                    for ((v, l), &s) in best_val.iter_mut().zip(labels.iter_mut()).zip(plane) {
-                        let greater = s > *v;
-                        *v = if greater { s } else { *v };
-                        *l = if greater { c } else { *l };
-                    }
-                }
+                chunked(&mut labels, 1, |first, out| argmax_chunk(planes, n, first, out));
                 Array2::from_shape_vec((h, w), labels).expect("h·w labels")
             }
             _ => Array2::from_shape_fn((h, w), |(y, x)| {
@@ -54,32 +44,39 @@ impl Outputs {
                 best as u8
             }),
         };
-        let depth = depth.index_axis(Axis(0), 0).index_axis(Axis(0), 0).mapv(|d| {
-            if d.is_finite() && d > 0.0 {
-                d
-            } else {
-                f32::NAN
+        let valid = |d: f32| if d.is_finite() && d > 0.0 { d } else { f32::NAN };
+        let depth = depth.index_axis_move(Axis(0), 0).index_axis_move(Axis(0), 0);
+        let depth = match depth.as_slice() {
+            Some(src) => {
+                let mut out = vec![0f32; src.len()];
+                chunked(&mut out, 1, |first, dst| {
+                    dst.iter_mut().zip(&src[first..]).for_each(|(d, &s)| *d = valid(s));
+                });
+                Array2::from_shape_vec(depth.dim(), out).expect("h·w depth")
             }
-        });
+            None => depth.mapv(valid),
+        };
         let normals = normals.index_axis(Axis(0), 0);
         let normals = match normals.as_slice() {
             Some(planes) => {
                 let (c, nh, nw) = normals.dim();
                 let n = nh * nw;
                 let mut hwc = vec![0f32; n * c];
-                if c == 3 {
-                    // The usual case: one pass writing whole pixels.
-                    let (x, y, z) = (&planes[..n], &planes[n..2 * n], &planes[2 * n..3 * n]);
-                    for (((px, &a), &b), &d) in hwc.chunks_exact_mut(3).zip(x).zip(y).zip(z) {
-                        px.copy_from_slice(&[a, b, d]);
-                    }
-                } else {
-                    for (ch, plane) in planes.chunks_exact(n).enumerate() {
-                        for (p, &v) in plane.iter().enumerate() {
-                            hwc[p * c + ch] = v;
+                chunked(&mut hwc, c.max(1), |first, px| {
+                    if c == 3 {
+                        // The usual case: one pass writing whole pixels.
+                        let (x, y, z) = (&planes[first..n], &planes[n + first..2 * n], &planes[2 * n + first..3 * n]);
+                        for (((px, &a), &b), &d) in px.chunks_exact_mut(3).zip(x).zip(y).zip(z) {
+                            px.copy_from_slice(&[a, b, d]);
+                        }
+                    } else {
+                        for (p, px) in px.chunks_exact_mut(c).enumerate() {
+                            for (ch, v) in px.iter_mut().enumerate() {
+                                *v = planes[ch * n + first + p];
+                            }
                         }
                     }
-                }
+                });
                 Array3::from_shape_vec((nh, nw, c), hwc).expect("h·w·c normals")
             }
             None => normals.permuted_axes([1, 2, 0]).as_standard_layout().into_owned(),
@@ -119,6 +116,85 @@ impl Outputs {
     }
 }
 
+/// Pixels per chunk of [`Outputs::from_raw`]'s passes (a chunk's running maxima stay in L1).
+const CHUNK: usize = 2048;
+
+/// Calls `f(first_pixel, values)` on consecutive chunks of `out` (`per_pixel` values a pixel).
+/// (Splitting the chunks across 2 threads measured no gain on a 2-vCPU AMD EPYC: the passes are
+/// memory-bound once the argmax vectorises; `examples/outputs_bench`.)
+fn chunked<T>(out: &mut [T], per_pixel: usize, f: impl Fn(usize, &mut [T])) {
+    out.chunks_mut(CHUNK * per_pixel).enumerate().for_each(|(i, c)| f(i * CHUNK, c));
+}
+
+/// The argmax over `planes` (K planes of `n` logits) of pixels `first..first + out.len()`: a
+/// running maximum over channel planes, a strictly greater logit wins (ties keep the lower
+/// class id, as a scan from class 0 does). Built per instruction set (the crate targets
+/// baseline x86-64, where the select does not vectorise), the widest this CPU runs chosen once.
+fn argmax_chunk(planes: &[f32], n: usize, first: usize, out: &mut [u8]) {
+    // SAFETY: `argmax_build` only returns builds this CPU supports.
+    unsafe { argmax_build()(planes, n, first, out) }
+}
+
+type ArgmaxFn = unsafe fn(&[f32], usize, usize, &mut [u8]);
+
+/// The argmax build of the process's CPU ISA table (`PAGRT_CPU_ISA` included), chosen once.
+fn argmax_build() -> ArgmaxFn {
+    static BUILD: std::sync::OnceLock<ArgmaxFn> = std::sync::OnceLock::new();
+    *BUILD.get_or_init(|| {
+        let best = crate::kernels::cpu_f32::isa::best().name;
+        argmax_builds().into_iter().find(|(name, _)| *name == best).map_or(argmax_portable as ArgmaxFn, |(_, f)| f)
+    })
+}
+
+/// Every argmax build this CPU runs, by ISA table name (tests run them all).
+fn argmax_builds() -> Vec<(&'static str, ArgmaxFn)> {
+    let mut builds: Vec<(&'static str, ArgmaxFn)> = vec![("portable", argmax_portable)];
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            builds.push(("avx2", argmax_avx2));
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw") {
+            builds.push(("avx512", argmax_avx512));
+        }
+    }
+    builds
+}
+
+unsafe fn argmax_portable(planes: &[f32], n: usize, first: usize, out: &mut [u8]) {
+    argmax_body(planes, n, first, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn argmax_avx2(planes: &[f32], n: usize, first: usize, out: &mut [u8]) {
+    argmax_body(planes, n, first, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+unsafe fn argmax_avx512(planes: &[f32], n: usize, first: usize, out: &mut [u8]) {
+    argmax_body(planes, n, first, out)
+}
+
+#[inline(always)]
+fn argmax_body(planes: &[f32], n: usize, first: usize, out: &mut [u8]) {
+    let t = out.len();
+    let (mut best, mut label) = ([0f32; CHUNK], [0u32; CHUNK]);
+    let (best, label) = (&mut best[..t], &mut label[..t]);
+    best.copy_from_slice(&planes[first..first + t]);
+    for (c, plane) in planes.chunks_exact(n).enumerate().skip(1) {
+        let c = c as u32;
+        // Branch-free select in 32-bit lanes (vectorises), narrowed to u8 once at the end.
+        for ((v, l), &s) in best.iter_mut().zip(label.iter_mut()).zip(&plane[first..first + t]) {
+            let greater = s > *v;
+            *v = if greater { s } else { *v };
+            *l = if greater { c } else { *l };
+        }
+    }
+    out.iter_mut().zip(label.iter()).for_each(|(o, &l)| *o = l as u8);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +210,81 @@ mod tests {
             _ => -(x as f32 * 0.3).cos(),
         });
         Outputs::from_raw(seg.view(), depth.view(), normals.view(), (0.5, 0.5))
+    }
+
+    /// The chunked passes equal a per-pixel scan, on a frame whose pixel count is not a multiple
+    /// of the chunk, with ties, NaN and invalid depths (on 1 and 3 threads: nothing depends on
+    /// the caller's pool).
+    #[test]
+    fn chunked_passes_equal_a_per_pixel_scan() {
+        let (k, h, w) = (5, 37, 131);
+        let logit = |c: usize, y: usize, x: usize| match (c * 7 + y * 3 + x) % 11 {
+            0 => f32::NAN,
+            1 | 2 => 0.5, // ties
+            v => v as f32 * 0.1 - (c as f32 * 0.05),
+        };
+        let seg = Array4::from_shape_fn((1, k, h, w), |(_, c, y, x)| logit(c, y, x));
+        let depth = Array4::from_shape_fn((1, 1, h, w), |(_, _, y, x)| match (y + x) % 5 {
+            0 => -1.0,
+            1 => f32::INFINITY,
+            v => v as f32,
+        });
+        let normals = Array4::from_shape_fn((1, 3, h, w), |(_, c, y, x)| (c * 100 + y * w + x) as f32);
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let o = pool.install(|| Outputs::from_raw(seg.view(), depth.view(), normals.view(), (1.0, 1.0)));
+            for y in 0..h {
+                for x in 0..w {
+                    let mut best = 0;
+                    for c in 1..k {
+                        if logit(c, y, x) > seg[[0, best, y, x]] {
+                            best = c;
+                        }
+                    }
+                    assert_eq!(o.labels[[y, x]] as usize, best, "label at {y},{x}, {threads} threads");
+                    let d = depth[[0, 0, y, x]];
+                    let want = if d.is_finite() && d > 0.0 { d } else { f32::NAN };
+                    assert_eq!(o.depth[[y, x]].to_bits(), want.to_bits(), "depth at {y},{x}");
+                    for c in 0..3 {
+                        assert_eq!(o.normals[[y, x, c]], normals[[0, c, y, x]], "normal at {y},{x},{c}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every argmax build this CPU runs equals the per-pixel scan (ties, NaN, a partial chunk).
+    #[test]
+    fn every_argmax_build_equals_a_scan() {
+        let (k, n) = (7, 3001);
+        let planes: Vec<f32> = (0..k * n)
+            .map(|i| match (i * 7 + i / n) % 13 {
+                0 => f32::NAN,
+                1 | 2 => 0.25,
+                v => v as f32 * 0.1 - (i / n) as f32 * 0.07,
+            })
+            .collect();
+        let want: Vec<u8> = (0..n)
+            .map(|p| {
+                let mut best = 0;
+                for c in 1..k {
+                    if planes[c * n + p] > planes[best * n + p] {
+                        best = c;
+                    }
+                }
+                best as u8
+            })
+            .collect();
+        let builds = argmax_builds();
+        assert!(builds.iter().any(|(name, _)| *name == crate::kernels::cpu_f32::isa::best().name));
+        for (name, f) in builds {
+            let mut got = vec![9u8; n];
+            for (i, chunk) in got.chunks_mut(CHUNK).enumerate() {
+                // SAFETY: argmax_builds lists only builds this CPU runs.
+                unsafe { f(&planes, n, i * CHUNK, chunk) };
+            }
+            assert_eq!(got, want, "{name}");
+        }
     }
 
     #[test]
