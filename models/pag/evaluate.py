@@ -229,6 +229,16 @@ def training_text(cfg, meta, ck):
     return out
 
 
+def baseline_text(bck):
+    """The baseline's recipe where it differs from PAG's (a stage 2 of its own)."""
+    if not bck or bck["args"].get("stage2_from") is None:
+        return []
+    b = bck["args"]
+    return [f"- The dense baseline: the same stage 1 schedule without gates (ρ = 1 throughout), then the same"
+            f" stage 2 (iterations {b['stage2_from'] + 1}–{b.get('iters')}, full frames, a second poly(0.9) learning-rate"
+            f" cycle from {b.get('stage2_lr')}): {bck['iterations']} iterations, as many as PAG's."]
+
+
 def goal_text(key, value):
     goal = GOALS[key]
     ok = value <= goal if key in ("abs_rel", "normal_mean_deg") else value >= goal
@@ -291,6 +301,7 @@ def main():
         "  prints the runtime's own count and the gated share).", "",
         "## Training",
         *training_text(cfg, meta, ck),
+        *baseline_text(bck),
         "- Losses (paper): cross-entropy; log-depth L2 + 2·L1; normals −cos + 4·acos; AdamW, lr 3e-3 with",
         "  the paper's poly(0.9) decay; τ annealed 1 → 0.1 geometrically.",
         f"- ρ at run time: the first {int(100 * cfg.get('warmup_dense', 0.15))}% of iterations at ρ=1; then per batch,"
@@ -304,7 +315,7 @@ def main():
         lines.append(f"- Training time: PAG {ck['seconds'] / 60:.1f} min, {ck['iterations']} iterations, on {ck['threads']} CPU thread(s)"
                      + (f"; baseline {bck['seconds'] / 60:.1f} min, {bck['iterations']} iterations" if bck else "")
                      + f" (torch {ck['torch']}, {cpu_model()}, no GPU; "
-                     + ("PAG's stage 1 and the baseline ran side by side, one thread each; stage 2 ran on one thread"
+                     + ("PAG's stage 1 and the baseline's ran side by side, one thread each; each stage 2 ran on one thread"
                         if ck.get("history") else "the two trainings ran side by side, one thread each,")
                      + " and shared the machine with Rust builds and benchmarks).")
     lines += ["", "## Accuracy on held-out scenes", "",
