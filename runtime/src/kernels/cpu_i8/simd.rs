@@ -62,25 +62,29 @@ fn to_u8(q: f32, lo: f32) -> u8 {
 
 #[inline(always)]
 fn quantize_quads_body(src: &[f32], rows: usize, n: usize, scale: f32, zp: f32, dst: &mut [u32]) {
-    let q = |x: f32| to_u8(round_half_even(x / scale) + zp, 0.0) as u32;
-    let plane = |r: usize| &src[r * n..][..n];
-    let dst = &mut dst[..n];
+    let planes: [&[f32]; 4] = std::array::from_fn(|r| if r < rows { &src[r * n..][..n] } else { &[][..] });
+    pack_quads(&planes[..rows.min(4)], &mut dst[..n], |x| to_u8(round_half_even(x / scale) + zp, 0.0));
+}
+
+/// `dst[p]` = the bytes `byte(rows[r][p])` for r = 0..rows.len() (1–4; missing bytes 0): one pass
+/// per quad row, shaped so that it vectorises.
+#[inline(always)]
+fn pack_quads<T: Copy>(rows: &[&[T]], dst: &mut [u32], byte: impl Fn(T) -> u8) {
+    let b = |v: T| byte(v) as u32;
     match rows {
-        1 => dst.iter_mut().zip(plane(0)).for_each(|(d, &a)| *d = q(a)),
-        2 => dst.iter_mut().zip(plane(0)).zip(plane(1)).for_each(|((d, &a), &b)| *d = q(a) | q(b) << 8),
-        3 => dst
+        [a] => dst.iter_mut().zip(*a).for_each(|(d, &x)| *d = b(x)),
+        [a, bb] => dst.iter_mut().zip(*a).zip(*bb).for_each(|((d, &x), &y)| *d = b(x) | b(y) << 8),
+        [a, bb, c] => {
+            dst.iter_mut().zip(*a).zip(*bb).zip(*c).for_each(|(((d, &x), &y), &z)| *d = b(x) | b(y) << 8 | b(z) << 16)
+        }
+        [a, bb, c, e, ..] => dst
             .iter_mut()
-            .zip(plane(0))
-            .zip(plane(1))
-            .zip(plane(2))
-            .for_each(|(((d, &a), &b), &c)| *d = q(a) | q(b) << 8 | q(c) << 16),
-        _ => dst
-            .iter_mut()
-            .zip(plane(0))
-            .zip(plane(1))
-            .zip(plane(2))
-            .zip(plane(3))
-            .for_each(|((((d, &a), &b), &c), &e)| *d = q(a) | q(b) << 8 | q(c) << 16 | q(e) << 24),
+            .zip(*a)
+            .zip(*bb)
+            .zip(*c)
+            .zip(*e)
+            .for_each(|((((d, &x), &y), &z), &w)| *d = b(x) | b(y) << 8 | b(z) << 16 | b(w) << 24),
+        [] => dst.fill(0),
     }
 }
 
@@ -148,26 +152,10 @@ fn requantize_add_at_body(
 #[inline(always)]
 fn interleave_body(src: &[u8], c: usize, t: usize, dst: &mut [u32], ld: usize) {
     for q in 0..c.div_ceil(4) {
-        let row = |r: usize| &src[(4 * q + r) * t..][..t];
-        let out = &mut dst[q * ld..][..t];
+        let rows: [&[u8]; 4] =
+            std::array::from_fn(|r| if 4 * q + r < c { &src[(4 * q + r) * t..][..t] } else { &[][..] });
         // The last group may have 1–3 rows; the missing bytes are 0.
-        match c - 4 * q {
-            1 => out.iter_mut().zip(row(0)).for_each(|(d, &a)| *d = a as u32),
-            2 => out.iter_mut().zip(row(0)).zip(row(1)).for_each(|((d, &a), &b)| *d = u32::from_le_bytes([a, b, 0, 0])),
-            3 => out
-                .iter_mut()
-                .zip(row(0))
-                .zip(row(1))
-                .zip(row(2))
-                .for_each(|(((d, &a), &b), &e)| *d = u32::from_le_bytes([a, b, e, 0])),
-            _ => out
-                .iter_mut()
-                .zip(row(0))
-                .zip(row(1))
-                .zip(row(2))
-                .zip(row(3))
-                .for_each(|((((d, &a), &b), &e), &f)| *d = u32::from_le_bytes([a, b, e, f])),
-        }
+        pack_quads(&rows[..(c - 4 * q).min(4)], &mut dst[q * ld..][..t], |v| v);
     }
 }
 
