@@ -1,6 +1,7 @@
 //! Typed per-frame results: class ids, metric depth, unit normals.
 use ndarray::{Array2, Array3, ArrayView4, Axis};
 
+use crate::kernels::cpu_f32::argmax::CHUNK;
 use crate::preprocess::bilinear_source;
 
 /// One frame's results at a stated resolution.
@@ -116,9 +117,6 @@ impl Outputs {
     }
 }
 
-/// Pixels per chunk of [`Outputs::from_raw`]'s passes (a chunk's running maxima stay in L1).
-const CHUNK: usize = 2048;
-
 /// Calls `f(first_pixel, values)` on consecutive chunks of `out` (`per_pixel` values a pixel).
 /// (Splitting the chunks across 2 threads measured no gain on a 2-vCPU AMD EPYC: the passes are
 /// memory-bound once the argmax vectorises; `examples/outputs_bench`.)
@@ -126,73 +124,10 @@ fn chunked<T>(out: &mut [T], per_pixel: usize, f: impl Fn(usize, &mut [T])) {
     out.chunks_mut(CHUNK * per_pixel).enumerate().for_each(|(i, c)| f(i * CHUNK, c));
 }
 
-/// The argmax over `planes` (K planes of `n` logits) of pixels `first..first + out.len()`: a
-/// running maximum over channel planes, a strictly greater logit wins (ties keep the lower
-/// class id, as a scan from class 0 does). Built per instruction set (the crate targets
-/// baseline x86-64, where the select does not vectorise), the widest this CPU runs chosen once.
+/// The class argmax of pixels `first..first + out.len()` on the process's ISA table.
 fn argmax_chunk(planes: &[f32], n: usize, first: usize, out: &mut [u8]) {
-    // SAFETY: `argmax_build` only returns builds this CPU supports.
-    unsafe { argmax_build()(planes, n, first, out) }
-}
-
-type ArgmaxFn = unsafe fn(&[f32], usize, usize, &mut [u8]);
-
-/// The argmax build of the process's CPU ISA table (`PAGRT_CPU_ISA` included), chosen once.
-fn argmax_build() -> ArgmaxFn {
-    static BUILD: std::sync::OnceLock<ArgmaxFn> = std::sync::OnceLock::new();
-    *BUILD.get_or_init(|| {
-        let best = crate::kernels::cpu_f32::isa::best().name;
-        argmax_builds().into_iter().find(|(name, _)| *name == best).map_or(argmax_portable as ArgmaxFn, |(_, f)| f)
-    })
-}
-
-/// Every argmax build this CPU runs, by ISA table name (tests run them all).
-fn argmax_builds() -> Vec<(&'static str, ArgmaxFn)> {
-    let mut builds: Vec<(&'static str, ArgmaxFn)> = vec![("portable", argmax_portable)];
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            builds.push(("avx2", argmax_avx2));
-        }
-        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw") {
-            builds.push(("avx512", argmax_avx512));
-        }
-    }
-    builds
-}
-
-unsafe fn argmax_portable(planes: &[f32], n: usize, first: usize, out: &mut [u8]) {
-    argmax_body(planes, n, first, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn argmax_avx2(planes: &[f32], n: usize, first: usize, out: &mut [u8]) {
-    argmax_body(planes, n, first, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-unsafe fn argmax_avx512(planes: &[f32], n: usize, first: usize, out: &mut [u8]) {
-    argmax_body(planes, n, first, out)
-}
-
-#[inline(always)]
-fn argmax_body(planes: &[f32], n: usize, first: usize, out: &mut [u8]) {
-    let t = out.len();
-    let (mut best, mut label) = ([0f32; CHUNK], [0u32; CHUNK]);
-    let (best, label) = (&mut best[..t], &mut label[..t]);
-    best.copy_from_slice(&planes[first..first + t]);
-    for (c, plane) in planes.chunks_exact(n).enumerate().skip(1) {
-        let c = c as u32;
-        // Branch-free select in 32-bit lanes (vectorises), narrowed to u8 once at the end.
-        for ((v, l), &s) in best.iter_mut().zip(label.iter_mut()).zip(&plane[first..first + t]) {
-            let greater = s > *v;
-            *v = if greater { s } else { *v };
-            *l = if greater { c } else { *l };
-        }
-    }
-    out.iter_mut().zip(label.iter()).for_each(|(o, &l)| *o = l as u8);
+    // SAFETY: isa::best() is a table this CPU supports; `out` is at most one CHUNK.
+    unsafe { (crate::kernels::cpu_f32::isa::best().argmax)(planes, n, first, out) }
 }
 
 #[cfg(test)]
@@ -275,15 +210,13 @@ mod tests {
                 best as u8
             })
             .collect();
-        let builds = argmax_builds();
-        assert!(builds.iter().any(|(name, _)| *name == crate::kernels::cpu_f32::isa::best().name));
-        for (name, f) in builds {
+        for isa in crate::kernels::cpu_f32::CpuIsa::supported() {
             let mut got = vec![9u8; n];
             for (i, chunk) in got.chunks_mut(CHUNK).enumerate() {
-                // SAFETY: argmax_builds lists only builds this CPU runs.
-                unsafe { f(&planes, n, i * CHUNK, chunk) };
+                // SAFETY: supported() lists only tables this CPU runs.
+                unsafe { (isa.argmax)(&planes, n, i * CHUNK, chunk) };
             }
-            assert_eq!(got, want, "{name}");
+            assert_eq!(got, want, "{}", isa.name);
         }
     }
 

@@ -1,12 +1,14 @@
 //! The CPU's f32 micro-kernels, one table per instruction set, chosen once at start-up.
 //!
 //! Each table holds plain functions (the GEMM's blocked driver with its register tile, the
-//! im2col gather, the bilinear resize, the stride-2 direct conv) compiled for one ISA. [`best`] picks the widest the CPU
+//! im2col gather, the bilinear resize, the stride-2 direct conv, the outputs' class argmax)
+//! compiled for one ISA. [`best`] picks the widest the CPU
 //! supports (`PAGRT_CPU_ISA=portable|avx2|avx512` overrides it, for debugging and benchmarks);
 //! [`CpuIsa::supported`] lists every table this CPU can run, so tests check them all, not only
 //! the one the dispatcher picks.
 use std::sync::OnceLock;
 
+use super::argmax::{self, ArgmaxFn};
 use super::gemm::{self, GemmFn};
 use super::im2col::{self, Im2colFn};
 use super::resize::{self, ResizeFn};
@@ -29,6 +31,7 @@ pub struct CpuIsa {
     /// 16-channel 2×2 (64) on AVX-512 only; the GEMM wins at depth 192, and the portable build
     /// never).
     pub(crate) strided_max_depth: usize,
+    pub(crate) argmax: ArgmaxFn,
     detect: fn() -> bool,
 }
 
@@ -41,6 +44,7 @@ pub static PORTABLE: CpuIsa = CpuIsa {
     strided: strided::strided_portable,
     strided_split: strided::split_portable,
     strided_max_depth: 0,
+    argmax: argmax::argmax_portable,
     detect: || true,
 };
 
@@ -54,6 +58,7 @@ pub static AVX2: CpuIsa = CpuIsa {
     strided: strided::strided_avx2,
     strided_split: strided::split_avx2,
     strided_max_depth: 27,
+    argmax: argmax::argmax_avx2,
     detect: || is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
 };
 
@@ -67,6 +72,7 @@ pub static AVX512: CpuIsa = CpuIsa {
     strided: strided::strided_avx512,
     strided_split: strided::split_avx512,
     strided_max_depth: 64,
+    argmax: argmax::argmax_avx512,
     detect: || {
         is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
     },

@@ -26,6 +26,7 @@
 //! # Ok::<(), pag_runtime::PagError>(())
 //! ```
 
+pub(crate) mod argmax;
 mod conv;
 mod gated_block;
 pub mod gemm;
