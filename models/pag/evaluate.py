@@ -25,6 +25,19 @@ REL_GOALS = {"0.5": 5.0, "0.25": 12.0}
 
 
 
+def confusion(pred, lab, k):
+    """k × k confusion counts (rows: label, columns: prediction) over pixels labelled < k."""
+    valid = lab < k
+    return np.bincount(lab[valid].astype(np.int64) * k + pred[valid], minlength=k * k).reshape(k, k)
+
+
+def miou(conf):
+    """Mean IoU in % over the classes present in the labels or the predictions."""
+    tp = np.diag(conf).astype(np.float64)
+    union = conf.sum(0) + conf.sum(1) - tp
+    return 100 * float(np.mean(tp[union > 0] / union[union > 0]))
+
+
 class Metrics:
     def __init__(self, k):
         self.k = k
@@ -32,10 +45,7 @@ class Metrics:
         self.ratios, self.absrel, self.angles = [], [], []
 
     def add(self, seg_logits, depth, normals, lab, dep_gt, nor_gt):
-        pred = seg_logits[0].argmax(0)
-        valid = lab < self.k
-        self.conf += np.bincount(lab[valid].astype(np.int64) * self.k + pred[valid],
-                                 minlength=self.k * self.k).reshape(self.k, self.k)
+        self.conf += confusion(seg_logits[0].argmax(0), lab, self.k)
         d = depth[0, 0]
         ok = np.isfinite(dep_gt) & (dep_gt > 0)
         self.ratios.append(np.maximum(d[ok] / dep_gt[ok], dep_gt[ok] / d[ok]))
@@ -45,10 +55,8 @@ class Metrics:
 
     def summary(self):
         tp = np.diag(self.conf).astype(np.float64)
-        union = self.conf.sum(0) + self.conf.sum(1) - tp
-        present = union > 0
         r, a = np.concatenate(self.ratios), np.concatenate(self.angles)
-        return {"mIoU": 100 * float(np.mean(tp[present] / union[present])),
+        return {"mIoU": miou(self.conf),
                 "pixel_acc": 100 * float(tp.sum() / self.conf.sum()),
                 "delta1": 100 * float(np.mean(r < 1.25)), "delta2": 100 * float(np.mean(r < 1.25 ** 2)),
                 "delta3": 100 * float(np.mean(r < 1.25 ** 3)),

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .data import SceneSet, normalise_image
+from .evaluate import confusion, miou
 from .gates import GateControl, eval_mask
 from .train import load
 
@@ -50,17 +51,13 @@ def main(argv=None):
     k = len(data.meta["class_names"])
     images = [torch.from_numpy(normalise_image(data.rgb[i])) for i in range(len(data))]
 
-    def miou(rhos):
+    def score(rhos):
         conf = np.zeros((k, k), np.int64)
         with torch.no_grad():
             for img, lab in zip(images, data.label):
                 seg, _, _ = net(img, PerLayer(rhos))
-                pred, valid = seg[0].argmax(0).numpy(), lab < k
-                conf += np.bincount(lab[valid].astype(np.int64) * k + pred[valid],
-                                    minlength=k * k).reshape(k, k)
-        tp = np.diag(conf).astype(np.float64)
-        union = conf.sum(0) + conf.sum(1) - tp
-        return 100 * float(np.mean(tp[union > 0] / union[union > 0]))
+                conf += confusion(seg[0].argmax(0).numpy(), lab, k)
+        return miou(conf)
 
     probe = PerLayer([])
     with torch.no_grad():
@@ -69,7 +66,7 @@ def main(argv=None):
     if layers == 0:
         sys.exit(f"{a.checkpoint}: no gated layers (a dense baseline?)")
     t0 = time.time()
-    full, low = miou([1.0] * layers), miou([a.rho] * layers)
+    full, low = score([1.0] * layers), score([a.rho] * layers)
     print(f"{len(images)} scenes, {layers} gated layers: mIoU {full:.1f} at ρ=1, {low:.1f} with every layer at ρ={a.rho}")
     print(f"{'layer':>5}  {'only it at ρ':>12}  {'all but it at ρ':>15}")
     for layer in range(layers):
@@ -77,7 +74,7 @@ def main(argv=None):
         only[layer] = a.rho
         but = [a.rho] * layers
         but[layer] = 1.0
-        print(f"{layer:>5}  {miou(only) - full:>+12.1f}  {miou(but) - low:>+15.1f}", flush=True)
+        print(f"{layer:>5}  {score(only) - full:>+12.1f}  {score(but) - low:>+15.1f}", flush=True)
     print(f"(points of mIoU against ρ=1 and against every layer at ρ; {time.time() - t0:.0f} s)")
 
 
