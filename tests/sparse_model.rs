@@ -31,6 +31,23 @@ fn sparse_execution_installs_one_op_per_module() {
 }
 
 #[test]
+fn gated_blocks_after_pagrt_ops_work_in_their_input_without_copying() {
+    // stem.1 → stage1.0 → stage1.1 and down2 → stage2.0 … stage2.4 are chains of pagrt ops with
+    // one reader each; decoder.0 reads tract's Add (a tensor nobody else holds: in place anyway)
+    // and decoder.1 reads decoder.0. Stage1.1's output is read twice (down2, the decoder's Add),
+    // but that is its output, not its input.
+    let expected = ["decoder.1", "stage1.0", "stage1.1", "stage2.0", "stage2.1", "stage2.2", "stage2.3", "stage2.4"];
+    for path in [shipped_model(), int8_model()] {
+        let model = PagModel::load_with(&path, Execution::Sparse).unwrap();
+        let mut got = model.borrowing_blocks();
+        got.sort();
+        assert_eq!(got, expected, "{}", path.display());
+    }
+    // Dense execution has no pagrt ops.
+    assert!(PagModel::load_with(shipped_model(), Execution::Dense).unwrap().borrowing_blocks().is_empty());
+}
+
+#[test]
 fn sparse_execution_matches_onnxruntime_within_1e4() {
     let model = Arc::new(PagModel::load_with(shipped_model(), Execution::Sparse).unwrap());
     let mut session = Session::new(model).unwrap();

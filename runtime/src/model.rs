@@ -7,6 +7,7 @@ use tract_onnx::prelude::*;
 use crate::error::{PagError, Result};
 use crate::graph::{self, ModelInfo};
 use crate::kernels::cuda;
+use crate::ops::{GatedBlockOp, PagOp};
 use crate::options::{Device, Execution, LoadOptions};
 
 pub(crate) type Plan = Arc<TypedRunnableModel>;
@@ -107,6 +108,20 @@ impl PagModel {
     /// `"PagL2Norm"`, or a tract operator name).
     pub fn op_count(&self, op: &str) -> usize {
         self.plan.model().nodes().iter().filter(|n| n.op.name() == op).count()
+    }
+
+    /// The gated blocks (model metadata names, plan order) that work in their producer's output
+    /// tensor instead of copying it: their input comes from another pagrt op and only they read
+    /// it. (A block whose input nobody else holds, e.g. tract's `Add`, works in it anyway.)
+    pub fn borrowing_blocks(&self) -> Vec<String> {
+        self.plan
+            .model()
+            .nodes()
+            .iter()
+            .filter_map(|n| n.op_as::<PagOp<GatedBlockOp>>())
+            .filter(|op| op.0.input_borrowable())
+            .map(|op| op.0.name.clone())
+            .collect()
     }
 
     /// What arithmetic the plan runs: `"f32"`, or for a QDQ model (`pag calibrate`) e.g.

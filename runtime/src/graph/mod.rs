@@ -100,6 +100,10 @@ fn build_checked(proto: &ModelProto, info: ModelInfo, execution: Execution) -> R
     let names: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
     let pos = |n: &str| names.iter().position(|x| x == n).expect("validated by the contract");
     let output_index = [pos(contract::OUTPUT_SEG), pos(contract::OUTPUT_DEPTH), pos(contract::OUTPUT_NORMALS)];
-    let plan = typed.into_optimized().map_err(tract_err("optimise"))?.into_runnable().map_err(tract_err("plan"))?;
+    let optimized = typed.into_optimized().map_err(tract_err("optimise"))?;
+    if execution == Execution::Sparse {
+        rewrite::mark_borrowable_inputs(&optimized)?;
+    }
+    let plan = optimized.into_runnable().map_err(tract_err("plan"))?;
     Ok(Built { info, plan, dense_macs, dense_fallbacks, input_index, rho_index, output_index })
 }

@@ -51,7 +51,7 @@ pub(super) fn install_sparse_ops(
                 fallbacks.push(note);
             }
         }
-        let op = PagOp::new(GatedBlockOp { name: b.spec.name.clone(), block: b.block });
+        let op = PagOp::new(GatedBlockOp::new(b.spec.name.clone(), b.block));
         replace_subgraph(model, &[input, rho], output, format!("pag_gated.{}", b.spec.name), op)?;
     }
     for entry in plan.multipools {
@@ -95,6 +95,29 @@ pub(super) fn install_sparse_ops(
         replace_subgraph(model, &[input], output, format!("{}.pag_conv", p.name), op)?;
     }
     Ok(fallbacks)
+}
+
+/// Lets each gated block of the final `model` work in its input's tensor when that tensor comes
+/// from one of pagrt's ops (each returns its [`crate::ops::OutputSlot`]'s tensor, or its own
+/// input passed on in place) and the block is its only reader, not a model output: then the
+/// plan's reference and the producer's slot are its only holders at run time, and the block
+/// need not copy it (a gated block chain used to copy its input at every block).
+pub(super) fn mark_borrowable_inputs(model: &TypedModel) -> Result<()> {
+    let outputs = model.output_outlets().map_err(tract_err("read the outputs of"))?;
+    for node in model.nodes() {
+        let Some(op) = node.op_as::<PagOp<GatedBlockOp>>() else { continue };
+        let Some(&input) = node.inputs.first() else { continue };
+        let p = model.node(input.node);
+        let ours = p.op_is::<PagOp<GatedBlockOp>>()
+            || p.op_is::<PagOp<ConvOp>>()
+            || p.op_is::<PagOp<QConvOp>>()
+            || p.op_is::<PagOp<ResizeOp>>()
+            || p.op_is::<PagOp<L2NormOp>>()
+            || p.op_is::<PagOp<MultiPoolOp>>();
+        let only_reader = model.outlet_successors(input).len() == 1 && !outputs.contains(&input);
+        op.0.set_input_borrowable(ours && only_reader);
+    }
+    Ok(())
 }
 
 /// Wire `op` on `inputs` and make it produce what `output` produced; the subgraph it replaces

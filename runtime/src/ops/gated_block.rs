@@ -1,5 +1,7 @@
 //! [`GatedBlockOp`]: one gated residual block (plain or MultiPool) replacing its subgraph.
 //! Inputs: the block input (f32 `[1, C, h, w]`) and ρ (f32 `[1]`); output: the block output.
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tract_onnx::tract_core::internal::*;
 
 use super::{same_as_input, OutputSlot, PagKernelOp};
@@ -8,12 +10,48 @@ use crate::mode::mode_from_rho;
 use crate::pag::BlockStats;
 
 /// One gated residual block `O = I + G ⊙ F(I)` as a tract op.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct GatedBlockOp {
     /// The block's name in the model metadata.
     pub name: String,
     /// The kernel (f32, or int8 for a block of QDQ convs).
     pub block: AnyGatedBlock,
+    /// Set by [`GatedBlockOp::set_input_borrowable`] on the final graph: the block input comes
+    /// from a pagrt op and nothing else reads it, so its only other holder is that op's
+    /// [`OutputSlot`], which nobody reads before the op's next run.
+    borrowable: AtomicBool,
+}
+
+impl Clone for GatedBlockOp {
+    fn clone(&self) -> Self {
+        GatedBlockOp {
+            name: self.name.clone(),
+            block: self.block.clone(),
+            borrowable: AtomicBool::new(self.borrowable.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl GatedBlockOp {
+    /// The op for `block`, named as in the model metadata; copies a shared input until
+    /// [`GatedBlockOp::set_input_borrowable`] says otherwise.
+    pub fn new(name: String, block: AnyGatedBlock) -> Self {
+        GatedBlockOp { name, block, borrowable: AtomicBool::new(false) }
+    }
+
+    /// Declares (on the final graph, once) that the block input's only holders at run time are
+    /// the plan's last reference and the [`OutputSlot`] of the pagrt op that produced it: the
+    /// producer is one of pagrt's ops (each returns its slot's tensor or passes its input on in
+    /// place) and the block is the value's only reader. The block then works in that tensor
+    /// instead of copying it.
+    pub(crate) fn set_input_borrowable(&self, yes: bool) {
+        self.borrowable.store(yes, Ordering::Relaxed);
+    }
+
+    /// Whether [`GatedBlockOp::set_input_borrowable`] was set.
+    pub fn input_borrowable(&self) -> bool {
+        self.borrowable.load(Ordering::Relaxed)
+    }
 }
 
 /// Per-session working memory of a [`GatedBlockOp`], with what its last run did (read by
@@ -54,6 +92,19 @@ impl PagKernelOp for GatedBlockOp {
             // In place: the plan handed over its last reference to the block input.
             let mut view = tensor.to_plain_array_view_mut::<f32>()?;
             let slice = view.as_slice_mut().context("block input is not contiguous")?;
+            state.stats = Some(self.block.run_in_place(slice, mode, &mut state.scratch)?);
+            return Ok(TValue::from_const(x));
+        }
+        if self.input_borrowable() && Arc::strong_count(&x) == 2 {
+            // The other holder is the producer's output slot (see `set_input_borrowable`): it
+            // only hands the buffer out again once every reference of this frame is gone.
+            let len = x.len();
+            let ptr = x.as_ptr::<f32>()? as *mut f32;
+            // SAFETY: `x` is a contiguous f32 tensor of `len` elements (checked by `as_ptr`),
+            // its data a raw heap allocation; no one else reads or writes it while this block
+            // runs (the plan gave up its last reference, the producer's slot is only touched by
+            // the producer's next run, after this frame).
+            let slice = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
             state.stats = Some(self.block.run_in_place(slice, mode, &mut state.scratch)?);
             return Ok(TValue::from_const(x));
         }
