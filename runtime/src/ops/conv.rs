@@ -38,13 +38,7 @@ impl PagKernelOp for ConvOp {
         let g = self.conv.geometry();
         let shape = [1, self.conv.out_channels(), g.out_height(), g.out_width()];
         // The dense conv writes every output element.
-        output.fill(&shape, |out| {
-            self.conv.run_dense(input, out, scratch)?;
-            if self.relu {
-                out.iter_mut().for_each(|v| *v = v.max(0.0));
-            }
-            Ok(())
-        })
+        output.fill(&shape, |out| Ok(self.conv.run_dense_with(input, out, scratch, self.relu)?))
     }
 }
 

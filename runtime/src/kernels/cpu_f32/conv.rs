@@ -258,8 +258,24 @@ impl PerforatedConv {
     /// A stride-2 conv (up to 3×3, no dilation) of few input channels × taps runs as a direct
     /// conv on its input's phase planes instead (`strided.rs`).
     pub fn run_dense(&self, input: &[f32], output: &mut [f32], scratch: &mut ConvScratch) -> Result<()> {
+        self.run_dense_with(input, output, scratch, false)
+    }
+
+    /// [`PerforatedConv::run_dense`] followed by a ReLU when `relu`: fused into the direct
+    /// kernel's stores, a pass over the output otherwise.
+    pub fn run_dense_with(
+        &self,
+        input: &[f32],
+        output: &mut [f32],
+        scratch: &mut ConvScratch,
+        relu: bool,
+    ) -> Result<()> {
         let (true, Some(weights)) = (self.direct, &self.strided) else {
-            return self.run(input, &self.every_output, output, scratch);
+            self.run(input, &self.every_output, output, scratch)?;
+            if relu {
+                output.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+            return Ok(());
         };
         self.check_buffers(input, output)?;
         let layout = Phases::of(&self.geometry);
@@ -275,6 +291,7 @@ impl PerforatedConv {
             phases,
             weights,
             bias: &self.bias,
+            relu,
         };
         strided::run(self.isa.strided, &args, output);
         Ok(())

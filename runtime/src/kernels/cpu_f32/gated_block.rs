@@ -7,13 +7,14 @@
 //! spatial conv's compact tile result as is (no gather at all). Pixel tiles run in parallel on
 //! the session's pool, each worker with its own buffers.
 use super::gemm::{sgemm_with, GemmScratch};
+use super::im2col::{gather_columns, TapTables};
 use super::isa::{self, CpuIsa};
 use super::parallel::{for_each_tile, PerWorker, SharedMut};
 use crate::error::{PagError, Result};
 use crate::kernels::GatedBlockKernel;
 use crate::mode::ComputeMode;
 use crate::pag::gated_block::{self, BlockShape, BlockStats, BranchShape, PolicyScratch};
-use crate::pag::ActiveSet;
+use crate::pag::{ActiveSet, ConvGeometry};
 
 /// Pixels per GEMM tile (at most; fewer so that every thread gets the same number of tiles).
 const TILE: usize = 256;
@@ -101,6 +102,8 @@ pub struct GatedBlock {
     /// `[C][mid]`.
     expand_weights: Vec<f32>,
     expand_bias: Vec<f32>,
+    /// A 1×1 conv on the block's grid: the reduce conv's gather of scattered pixels.
+    pointwise: ConvGeometry,
 }
 
 /// One worker's buffers for one pixel tile.
@@ -113,11 +116,15 @@ struct TileScratch {
     /// A tile of the expand conv's output, `C × TILE`.
     result: Vec<f32>,
     gemm: GemmScratch,
+    /// The reduce conv's gather tables.
+    tables: TapTables,
 }
 
 impl TileScratch {
     fn allocated_bytes(&self) -> usize {
-        4 * (self.columns.capacity() + self.spatial.capacity() + self.result.capacity()) + self.gemm.allocated_bytes()
+        4 * (self.columns.capacity() + self.spatial.capacity() + self.result.capacity())
+            + self.gemm.allocated_bytes()
+            + self.tables.allocated_bytes()
     }
 }
 
@@ -266,6 +273,7 @@ impl GatedBlock {
         selector_bias: &[f32],
     ) -> Result<Self> {
         let (c, mid) = (shape.channels, shape.mid);
+        let pointwise = ConvGeometry::new((shape.height, shape.width), (1, 1), 1, 1, [0; 4])?;
         check("gate weights", weights.gate_weights.len(), &[1, c, 1, 1])?;
         check("gate bias", weights.gate_bias.len(), &[1])?;
         check("reduce weights", weights.reduce_weights.len(), &[mid, c, 1, 1])?;
@@ -284,6 +292,7 @@ impl GatedBlock {
             branches,
             expand_weights: weights.expand_weights.to_vec(),
             expand_bias: weights.expand_bias.to_vec(),
+            pointwise,
         })
     }
 
@@ -343,6 +352,7 @@ impl GatedBlock {
             grow(&mut w.spatial, tile * mid);
             grow(&mut w.result, c * tile);
             w.gemm.reserve(tile.max(mid), c.max(taps * mid), c.max(mid).max(tile));
+            w.tables.reserve(1, tile);
         }
     }
 
@@ -364,20 +374,10 @@ impl GatedBlock {
             }
             return;
         }
+        // Gather the tile's pixels (C × t): the perforated conv's gather, as a 1×1 conv (runs of
+        // consecutive pixels as slices, scattered ones element-wise, four channels at a time).
         let columns = &mut w.columns[..c * t];
-        // Gather the tile's pixels (C × t), copying runs of consecutive pixels.
-        let mut j = 0;
-        while j < t {
-            let start = tile[j] as usize;
-            let mut len = 1;
-            while j + len < t && tile[j + len] as usize == start + len {
-                len += 1;
-            }
-            for (row, plane) in columns.chunks_exact_mut(t).zip(x.chunks_exact(n)) {
-                row[j..j + len].copy_from_slice(&plane[start..start + len]);
-            }
-            j += len;
-        }
+        gather_columns(self.isa, &self.pointwise, c, x, tile, columns, &mut w.tables);
         let rows = &mut w.spatial[..t * mid];
         // SAFETY: columns is C × t, the weights mid × C, rows t × mid.
         unsafe {

@@ -100,25 +100,72 @@ pub(crate) type SplitFn = unsafe fn(&ConvGeometry, &[f32], Phases, &mut [f32]);
 
 /// The portable build of [`split_channel`].
 pub(crate) unsafe fn split_portable(g: &ConvGeometry, src: &[f32], layout: Phases, quad: &mut [f32]) {
-    split_channel(g, src, layout, quad)
+    split_channel(g, src, layout, quad, deinterleave_scalar)
 }
 
 /// The AVX2 build of [`split_channel`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn split_avx2(g: &ConvGeometry, src: &[f32], layout: Phases, quad: &mut [f32]) {
-    split_channel(g, src, layout, quad)
+    split_channel(g, src, layout, quad, deinterleave_scalar)
 }
 
-/// The AVX-512 build of [`split_channel`].
+/// The AVX-512 build of [`split_channel`]: the deinterleave as two-source permutes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub(crate) unsafe fn split_avx512(g: &ConvGeometry, src: &[f32], layout: Phases, quad: &mut [f32]) {
-    split_channel(g, src, layout, quad)
+    split_channel(g, src, layout, quad, |pairs, a, b| {
+        // SAFETY: this build runs only where AVX-512F is (the ISA table's check).
+        unsafe { deinterleave_avx512(pairs, a, b) }
+    })
 }
 
+/// `a[k] = pairs[2k]`, `b[k] = pairs[2k + 1]` for `k < min(a.len(), b.len(), pairs.len() / 2)`;
+/// returns that count.
 #[inline(always)]
-fn split_channel(g: &ConvGeometry, src: &[f32], layout: Phases, quad: &mut [f32]) {
+fn deinterleave_scalar(pairs: &[f32], a: &mut [f32], b: &mut [f32]) -> usize {
+    let mut done = 0;
+    for ((a, b), pair) in a.iter_mut().zip(b.iter_mut()).zip(pairs.chunks_exact(2)) {
+        *a = pair[0];
+        *b = pair[1];
+        done += 1;
+    }
+    done
+}
+
+/// [`deinterleave_scalar`] 16 pairs at a time with `vpermt2ps`, the rest scalar.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn deinterleave_avx512(pairs: &[f32], a: &mut [f32], b: &mut [f32]) -> usize {
+    use std::arch::x86_64::*;
+    let m = a.len().min(b.len()).min(pairs.len() / 2);
+    let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    let mut k = 0;
+    while k + 16 <= m {
+        // SAFETY: pairs[2k..2k + 32] and a, b[k..k + 16] are in bounds (k + 16 ≤ m).
+        unsafe {
+            let lo = _mm512_loadu_ps(pairs.as_ptr().add(2 * k));
+            let hi = _mm512_loadu_ps(pairs.as_ptr().add(2 * k + 16));
+            _mm512_storeu_ps(a.as_mut_ptr().add(k), _mm512_permutex2var_ps(lo, evens, hi));
+            _mm512_storeu_ps(b.as_mut_ptr().add(k), _mm512_permutex2var_ps(lo, odds, hi));
+        }
+        k += 16;
+    }
+    k + deinterleave_scalar(&pairs[2 * k..], &mut a[k..], &mut b[k..])
+}
+
+/// Splits one input channel `src` (`ih × iw`) into its four zero-padded phase planes `quad`,
+/// writing every float of them (data once, zeros only where no input lands), so a scratch that
+/// served another conv needs no clearing. `deinterleave` is the ISA's [`deinterleave_scalar`].
+#[inline(always)]
+fn split_channel(
+    g: &ConvGeometry,
+    src: &[f32],
+    layout: Phases,
+    quad: &mut [f32],
+    deinterleave: impl Fn(&[f32], &mut [f32], &mut [f32]) -> usize,
+) {
     let (ih, iw) = (g.in_height(), g.in_width());
     let [top, left, ..] = g.padding();
     let plane = layout.plane();
@@ -130,30 +177,51 @@ fn split_channel(g: &ConvGeometry, src: &[f32], layout: Phases, quad: &mut [f32]
                 let (head, tail) = quad.split_at_mut(at(1));
                 (&mut head[at(0)..][..layout.stride], &mut tail[..layout.stride])
             };
-            even.fill(0.0);
-            odd.fill(0.0);
             let iy = 2 * r + py;
             if iy < top || iy - top >= ih {
+                even.fill(0.0);
+                odd.fill(0.0);
                 continue;
             }
             let line = &src[(iy - top) * iw..][..iw];
             // Source column s lands in phase (s + left) % 2, column (s + left) / 2: a
-            // deinterleave of the line's pairs, shifted by the left padding.
+            // deinterleave of the line's pairs, shifted by the left padding. Phase px gets the
+            // columns [from[px], to[px]) of its row; the rest of the row is padding.
             let (pairs, rest) = line.split_at(iw / 2 * 2);
-            let (first, second) = if left % 2 == 0 {
-                (&mut even[left / 2..], &mut odd[left / 2..])
-            } else {
-                (&mut odd[left / 2..], &mut even[left / 2 + 1..])
-            };
-            // Two loops: either row may end before the pairs do (columns no tap reads).
-            first.iter_mut().zip(pairs.chunks_exact(2)).for_each(|(a, pair)| *a = pair[0]);
-            second.iter_mut().zip(pairs.chunks_exact(2)).for_each(|(b, pair)| *b = pair[1]);
+            let half = pairs.len() / 2;
+            let (mut from, mut to) = ([0usize; 2], [0usize; 2]);
+            {
+                let (p0, p1, o0, o1) =
+                    if left % 2 == 0 { (0, 1, left / 2, left / 2) } else { (1, 0, left / 2, left / 2 + 1) };
+                let (first, second) =
+                    if p0 == 0 { (&mut even[..], &mut odd[..]) } else { (&mut odd[..], &mut even[..]) };
+                let (o0, o1) = (o0.min(layout.stride), o1.min(layout.stride));
+                let (first, second) = (&mut first[o0..], &mut second[o1..]);
+                // Either row may end before the pairs do (columns no tap reads).
+                let (n0, n1) = (half.min(first.len()), half.min(second.len()));
+                let both = deinterleave(pairs, first, second);
+                first[both..n0].iter_mut().zip(pairs[2 * both..].chunks_exact(2)).for_each(|(a, pair)| *a = pair[0]);
+                second[both..n1].iter_mut().zip(pairs[2 * both..].chunks_exact(2)).for_each(|(b, pair)| *b = pair[1]);
+                (from[p0], to[p0]) = (o0, o0 + n0);
+                (from[p1], to[p1]) = (o1, o1 + n1);
+            }
             if let Some(&last) = rest.first() {
                 let j = iw - 1 + left;
-                let row = if j % 2 == 0 { &mut *even } else { &mut *odd };
+                let px = j % 2;
+                let row = if px == 0 { &mut *even } else { &mut *odd };
                 if let Some(d) = row.get_mut(j / 2) {
                     *d = last;
+                    // The last column follows the pairs' columns of its phase (or is its only one).
+                    if to[px] == from[px] {
+                        from[px] = j / 2;
+                    }
+                    to[px] = j / 2 + 1;
                 }
+            }
+            for (px, row) in [&mut *even, &mut *odd].into_iter().enumerate() {
+                let (a, b) = (from[px].min(row.len()), to[px].min(row.len()).max(from[px].min(row.len())));
+                row[..a].fill(0.0);
+                row[b..].fill(0.0);
             }
         }
     }
@@ -170,6 +238,8 @@ pub(crate) struct StridedArgs<'a> {
     /// [`pack_weights`]' layout.
     pub(super) weights: &'a [f32],
     pub(super) bias: &'a [f32],
+    /// A ReLU on the outputs, applied as they are stored.
+    pub(super) relu: bool,
 }
 
 /// Computes output rows `rows` (every output channel, bias included) into `out`
@@ -342,6 +412,7 @@ struct Kernel {
     stride: usize,
     plane: usize,
     tap_offsets: [usize; 9],
+    relu: bool,
 }
 
 impl Kernel {
@@ -363,6 +434,7 @@ impl Kernel {
             stride,
             plane,
             tap_offsets,
+            relu: args.relu,
         }
     }
 
@@ -392,7 +464,8 @@ impl Kernel {
         }
     }
 
-    /// Writes `values` at row `y`, pixels `x0..` of output plane `c`.
+    /// Writes `values` (through a ReLU when the conv has one) at row `y`, pixels `x0..` of
+    /// output plane `c`.
     ///
     /// # Safety
     /// `out` must hold `cout × oh × ow` floats, and no other thread write this range.
@@ -401,6 +474,10 @@ impl Kernel {
         // SAFETY: inside plane c (x0 + values.len() ≤ ow), as the caller guarantees.
         let dst =
             unsafe { std::slice::from_raw_parts_mut(out.0.add(c * self.plane_out + y * self.ow + x0), values.len()) };
-        dst.copy_from_slice(values);
+        if self.relu {
+            dst.iter_mut().zip(values).for_each(|(d, &v)| *d = v.max(0.0));
+        } else {
+            dst.copy_from_slice(values);
+        }
     }
 }

@@ -207,6 +207,14 @@ proptest! {
                 let conv = conv.clone().with_isa(isa).with_direct(true);
                 prop_assert!(conv.is_direct());
                 let mut scratch = ConvScratch::default();
+                // A scratch that served a larger conv first: its phase buffer holds other data
+                // where this conv's padding goes.
+                let other = PerforatedConv::new(&[1.5; 2 * 3 * 3], [1, 2, 3, 3], None, 2, 1, [1; 4], (h + 3, w + 5))
+                    .expect("valid conv")
+                    .with_isa(isa)
+                    .with_direct(true);
+                let mut scrap = vec![0f32; other.output_len()];
+                pool.install(|| other.run_dense(&vec![7.0; other.input_len()], &mut scrap, &mut scratch)).unwrap();
                 let mut output = vec![SENTINEL; conv.output_len()];
                 pool.install(|| conv.run_dense(&input, &mut output, &mut scratch)).unwrap();
                 for (i, (&got, &want)) in output.iter().zip(&expected).enumerate() {
@@ -214,9 +222,15 @@ proptest! {
                 }
                 let warm = scratch.allocated_bytes();
                 let mut again = vec![SENTINEL; conv.output_len()];
+                // (`warm` includes the larger conv's phase buffer: this one fits in it.)
                 pool.install(|| conv.run_dense(&input, &mut again, &mut scratch)).unwrap();
                 prop_assert_eq!(scratch.allocated_bytes(), warm);
                 prop_assert_eq!(&again, &output);
+                // The ReLU fused into the stores: exactly max(0, ·) of the plain outputs.
+                pool.install(|| conv.run_dense_with(&input, &mut again, &mut scratch, true)).unwrap();
+                for (i, (&got, &plain)) in again.iter().zip(&output).enumerate() {
+                    prop_assert!(got == plain.max(0.0), "{} ReLU output {i}: {got} vs {plain}", isa.name);
+                }
             }
         }
     }
