@@ -409,35 +409,10 @@ impl GatedBlock {
         let spatial = &mut w.spatial[..t * mid];
         match (&self.branches[b], &self.shape.branches[b]) {
             (Branch::Conv { weights, bias, relu }, BranchShape::Conv { geometry, .. }) => {
-                let (k, d) = (geometry.kernel_width(), geometry.dilation());
                 let depth = geometry.taps() * mid;
                 let columns = &mut w.columns[..t * depth];
-                // im2col, channels-last: row j holds, tap after tap, the mid channels of input
-                // pixel (y0 + ky·d, x0 + kx·d), zeros where that falls in the padding.
-                for (&p, row) in tile.iter().zip(columns.chunks_exact_mut(depth)) {
-                    let (y0, x0) = geometry.tap_origin(p as usize / wd, p as usize % wd);
-                    if d == 1 && x0 >= 0 && x0 as usize + k <= wd {
-                        // Undilated and clear of the side borders: each kernel row is one run of
-                        // k·mid floats in the channels-last input.
-                        for (ky, dst) in row.chunks_exact_mut(k * mid).enumerate() {
-                            let iy = y0 + ky as isize;
-                            if iy >= 0 && (iy as usize) < h {
-                                dst.copy_from_slice(&reduced[(iy as usize * wd + x0 as usize) * mid..][..k * mid]);
-                            } else {
-                                dst.fill(0.0);
-                            }
-                        }
-                        continue;
-                    }
-                    for (tap, dst) in row.chunks_exact_mut(mid).enumerate() {
-                        let (iy, ix) = (y0 + ((tap / k) * d) as isize, x0 + ((tap % k) * d) as isize);
-                        if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd {
-                            dst.copy_from_slice(&reduced[(iy as usize * wd + ix as usize) * mid..][..mid]);
-                        } else {
-                            dst.fill(0.0);
-                        }
-                    }
-                }
+                // SAFETY: a `CpuIsa` in use is supported by this CPU (checked where it is chosen).
+                unsafe { (self.isa.im2col_channels_last)(geometry, mid, tile, reduced, columns) };
                 let ws = (weights.as_ptr(), 1, depth);
                 // SAFETY: columns is t × depth, the weights mid × depth (read transposed), spatial
                 // t × mid.

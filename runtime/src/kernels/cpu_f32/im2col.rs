@@ -268,3 +268,108 @@ fn find_runs(sources: &[u32], step: u32, runs: &mut Vec<Run>) {
         }
     }
 }
+
+/// The channels-last im2col of a gated block's spatial conv (stride 1): row `j` of `columns`
+/// (`taps · mid` floats) holds, tap after tap, the `mid` channels of input pixel
+/// `(y0 + ky·d, x0 + kx·d)` of output pixel `tile[j]` in `reduced` (`h·w × mid`, channels-last),
+/// zeros where that falls in the padding. One per ISA build.
+pub(crate) type ChannelsLastFn = unsafe fn(&ConvGeometry, usize, &[u32], &[f32], &mut [f32]);
+
+/// The portable build (row copies by `copy_from_slice`).
+pub(crate) unsafe fn channels_last_portable(
+    g: &ConvGeometry,
+    mid: usize,
+    tile: &[u32],
+    reduced: &[f32],
+    columns: &mut [f32],
+) {
+    channels_last_impl(g, mid, tile, reduced, columns, |d, s| d.copy_from_slice(s))
+}
+
+/// The AVX2 build: rows of the common lengths copied by inlined 32-byte moves.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn channels_last_avx2(
+    g: &ConvGeometry,
+    mid: usize,
+    tile: &[u32],
+    reduced: &[f32],
+    columns: &mut [f32],
+) {
+    channels_last_impl(g, mid, tile, reduced, columns, |d, s| copy_row(d, s))
+}
+
+/// The AVX-512 build: rows of the common lengths copied by inlined 64-byte moves.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2")]
+pub(crate) unsafe fn channels_last_avx512(
+    g: &ConvGeometry,
+    mid: usize,
+    tile: &[u32],
+    reduced: &[f32],
+    columns: &mut [f32],
+) {
+    channels_last_impl(g, mid, tile, reduced, columns, |d, s| copy_row(d, s))
+}
+
+/// `dst = src` for the short rows of the channels-last im2col (`mid` or `k·mid` floats, a few
+/// hundred bytes). Rows of the common lengths are copied as fixed-size arrays, which a vector
+/// build inlines as a few moves; others (and the portable build) call `memmove`, which cost ~5 %
+/// of an f32 frame in these per-row calls. (A loop of 16-float chunks does not do: LLVM turns it
+/// back into the call.)
+#[inline(always)]
+fn copy_row(dst: &mut [f32], src: &[f32]) {
+    #[inline(always)]
+    fn fixed<const N: usize>(dst: &mut [f32], src: &[f32]) {
+        let d: &mut [f32; N] = dst.try_into().expect("N floats");
+        *d = *<&[f32; N]>::try_from(src).expect("N floats");
+    }
+    match dst.len() {
+        16 => fixed::<16>(dst, src),
+        24 => fixed::<24>(dst, src),
+        32 => fixed::<32>(dst, src),
+        48 => fixed::<48>(dst, src),
+        64 => fixed::<64>(dst, src),
+        72 => fixed::<72>(dst, src),
+        96 => fixed::<96>(dst, src),
+        _ => dst.copy_from_slice(src),
+    }
+}
+
+#[inline(always)]
+fn channels_last_impl(
+    g: &ConvGeometry,
+    mid: usize,
+    tile: &[u32],
+    reduced: &[f32],
+    columns: &mut [f32],
+    copy: impl Fn(&mut [f32], &[f32]),
+) {
+    let (h, wd) = (g.in_height(), g.in_width());
+    let (k, d) = (g.kernel_width(), g.dilation());
+    let depth = g.taps() * mid;
+    for (&p, row) in tile.iter().zip(columns.chunks_exact_mut(depth)) {
+        let (y0, x0) = g.tap_origin(p as usize / wd, p as usize % wd);
+        if d == 1 && x0 >= 0 && x0 as usize + k <= wd {
+            // Undilated and clear of the side borders: each kernel row is one run of k·mid
+            // floats in the channels-last input.
+            for (ky, dst) in row.chunks_exact_mut(k * mid).enumerate() {
+                let iy = y0 + ky as isize;
+                if iy >= 0 && (iy as usize) < h {
+                    copy(dst, &reduced[(iy as usize * wd + x0 as usize) * mid..][..k * mid]);
+                } else {
+                    dst.fill(0.0);
+                }
+            }
+            continue;
+        }
+        for (tap, dst) in row.chunks_exact_mut(mid).enumerate() {
+            let (iy, ix) = (y0 + ((tap / k) * d) as isize, x0 + ((tap % k) * d) as isize);
+            if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd {
+                copy(dst, &reduced[(iy as usize * wd + ix as usize) * mid..][..mid]);
+            } else {
+                dst.fill(0.0);
+            }
+        }
+    }
+}

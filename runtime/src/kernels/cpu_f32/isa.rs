@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use super::argmax::{self, ArgmaxFn};
 use super::gemm::{self, GemmFn};
-use super::im2col::{self, Im2colFn};
+use super::im2col::{self, ChannelsLastFn, Im2colFn};
 use super::resize::{self, ResizeFn};
 use super::strided::{self, SplitFn, StridedFn};
 
@@ -22,6 +22,8 @@ pub struct CpuIsa {
     pub name: &'static str,
     pub(crate) gemm: GemmFn,
     pub(crate) im2col: Im2colFn,
+    /// The gated block's channels-last im2col (`im2col.rs`).
+    pub(crate) im2col_channels_last: ChannelsLastFn,
     pub(crate) resize: ResizeFn,
     pub(crate) strided: StridedFn,
     pub(crate) strided_split: SplitFn,
@@ -40,6 +42,7 @@ pub static PORTABLE: CpuIsa = CpuIsa {
     name: "portable",
     gemm: gemm::generic::gemm,
     im2col: im2col::gather_columns_portable,
+    im2col_channels_last: im2col::channels_last_portable,
     resize: resize::resize_portable,
     strided: strided::strided_portable,
     strided_split: strided::split_portable,
@@ -54,6 +57,7 @@ pub static AVX2: CpuIsa = CpuIsa {
     name: "avx2",
     gemm: gemm::avx2::gemm,
     im2col: im2col::gather_columns_avx2,
+    im2col_channels_last: im2col::channels_last_avx2,
     resize: resize::resize_avx2,
     strided: strided::strided_avx2,
     strided_split: strided::split_avx2,
@@ -68,6 +72,7 @@ pub static AVX512: CpuIsa = CpuIsa {
     name: "avx512",
     gemm: gemm::avx512::gemm,
     im2col: im2col::gather_columns_avx2,
+    im2col_channels_last: im2col::channels_last_avx512,
     resize: resize::resize_avx2,
     strided: strided::strided_avx512,
     strided_split: strided::split_avx512,

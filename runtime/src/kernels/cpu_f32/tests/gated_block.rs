@@ -333,3 +333,43 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// The gated block's channels-last im2col, every ISA build, against the per-tap definition
+    /// (a copy: bit-exact), at the row lengths the vector builds copy as fixed-size arrays
+    /// (16 … 96 floats) and others, dilated and not, at the borders and inside.
+    #[test]
+    fn channels_last_im2col_of_every_build_matches_its_definition(
+        mid in prop::sample::select(vec![1usize, 5, 8, 12, 16, 24, 32, 64]),
+        (kernel, dilation) in (prop::sample::select(vec![1usize, 3]), 1usize..=3),
+        (h, w) in (1usize..=9, 1usize..=40),
+        seed in any::<u64>(),
+    ) {
+        let mut data = Data(seed);
+        let pad = dilation * (kernel / 2);
+        let g = ConvGeometry::new((h, w), (kernel, kernel), 1, dilation, [pad; 4]).unwrap();
+        let reduced = data.vec(h * w * mid, 1.0);
+        let tile: Vec<u32> = (0..(h * w) as u32).filter(|_| data.below(3) > 0).collect();
+        prop_assume!(!tile.is_empty());
+        let depth = kernel * kernel * mid;
+        let mut expected = vec![0f32; tile.len() * depth];
+        for (&p, row) in tile.iter().zip(expected.chunks_exact_mut(depth)) {
+            let (y, x) = (p as usize / w, p as usize % w);
+            for (tap, dst) in row.chunks_exact_mut(mid).enumerate() {
+                let iy = (y + (tap / kernel) * dilation) as isize - pad as isize;
+                let ix = (x + (tap % kernel) * dilation) as isize - pad as isize;
+                if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                    dst.copy_from_slice(&reduced[(iy as usize * w + ix as usize) * mid..][..mid]);
+                }
+            }
+        }
+        for isa in CpuIsa::supported() {
+            let mut columns = vec![f32::NAN; tile.len() * depth];
+            // SAFETY: `supported` lists tables this CPU runs.
+            unsafe { (isa.im2col_channels_last)(&g, mid, &tile, &reduced, &mut columns) };
+            prop_assert!(columns.iter().zip(&expected).all(|(a, b)| a.to_bits() == b.to_bits()), "{}", isa.name);
+        }
+    }
+}
