@@ -1,7 +1,8 @@
 //! The CPU's f32 micro-kernels, one table per instruction set, chosen once at start-up.
 //!
 //! Each table holds plain functions (the GEMM's blocked driver with its register tile, the
-//! im2col gather, the bilinear resize, the stride-2 direct conv, the outputs' class argmax)
+//! im2col gathers, the bilinear resize, the stride-2 direct conv, the outputs' class argmax, the
+//! normals' L2 normalisation)
 //! compiled for one ISA. [`best`] picks the widest the CPU
 //! supports (`PAGRT_CPU_ISA=portable|avx2|avx512` overrides it, for debugging and benchmarks);
 //! [`CpuIsa::supported`] lists every table this CPU can run, so tests check them all, not only
@@ -11,6 +12,7 @@ use std::sync::OnceLock;
 use super::argmax::{self, ArgmaxFn};
 use super::gemm::{self, GemmFn};
 use super::im2col::{self, ChannelsLastFn, Im2colFn};
+use super::l2norm::{self, L2NormFn};
 use super::resize::{self, ResizeFn};
 use super::strided::{self, SplitFn, StridedFn};
 
@@ -34,6 +36,7 @@ pub struct CpuIsa {
     /// never).
     pub(crate) strided_max_depth: usize,
     pub(crate) argmax: ArgmaxFn,
+    pub(crate) l2norm: L2NormFn,
     detect: fn() -> bool,
 }
 
@@ -48,6 +51,7 @@ pub static PORTABLE: CpuIsa = CpuIsa {
     strided_split: strided::split_portable,
     strided_max_depth: 0,
     argmax: argmax::argmax_portable,
+    l2norm: l2norm::l2norm_portable,
     detect: || true,
 };
 
@@ -63,6 +67,7 @@ pub static AVX2: CpuIsa = CpuIsa {
     strided_split: strided::split_avx2,
     strided_max_depth: 27,
     argmax: argmax::argmax_avx2,
+    l2norm: l2norm::l2norm_avx2,
     detect: || is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
 };
 
@@ -78,6 +83,7 @@ pub static AVX512: CpuIsa = CpuIsa {
     strided_split: strided::split_avx512,
     strided_max_depth: 64,
     argmax: argmax::argmax_avx512,
+    l2norm: l2norm::l2norm_avx512,
     detect: || {
         is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
     },

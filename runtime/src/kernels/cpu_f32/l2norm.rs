@@ -3,11 +3,27 @@ use rayon::prelude::*;
 
 use super::parallel::SharedMut;
 
+/// Pixels per call of an ISA build (the squares and factors stay in L1).
+const CHUNK: usize = 2048;
+
 /// The normalisation of `input` (`n` maps of `c` planes of `plane` pixels) into `output`:
-/// `y = x / sqrt(Σ_c x² + eps)` per pixel. Pixel ranges run in parallel on the current pool
-/// (each pixel's arithmetic is the same whatever the split).
+/// `y = x / sqrt(Σ_c x² + eps)` per pixel, on the best ISA build. Pixel ranges run in parallel on
+/// the current pool (each pixel's arithmetic is the same whatever the split and the build).
 pub fn l2_normalize_channels(input: &[f32], c: usize, plane: usize, eps: f32, output: &mut [f32]) {
+    l2_normalize_channels_with(super::isa::best(), input, c, plane, eps, output)
+}
+
+/// [`l2_normalize_channels`] on the build of `isa` (which the CPU must support).
+pub(crate) fn l2_normalize_channels_with(
+    isa: &super::isa::CpuIsa,
+    input: &[f32],
+    c: usize,
+    plane: usize,
+    eps: f32,
+    output: &mut [f32],
+) {
     assert_eq!(input.len(), output.len(), "input and output lengths");
+    assert!(isa.is_supported(), "{} is not supported by this CPU", isa.name);
     if c == 0 || plane == 0 {
         return;
     }
@@ -18,11 +34,17 @@ pub fn l2_normalize_channels(input: &[f32], c: usize, plane: usize, eps: f32, ou
         let out = out; // the whole Sync wrapper, not its raw pointer field
         for m in 0..maps {
             let base = m * c * plane;
-            // SAFETY: pixels r of every plane of map m; ranges are disjoint, so no two calls
-            // write the same elements, and all are inside `output` (same length as `input`).
-            let plane_of =
-                |ch: usize| unsafe { std::slice::from_raw_parts_mut(out.0.add(base + ch * plane + r.start), r.len()) };
-            normalize_pixels(|ch| &input[base + ch * plane..][r.clone()], plane_of, c, eps);
+            let mut start = r.start;
+            while start < r.end {
+                let end = (start + CHUNK).min(r.end);
+                // SAFETY: the build is supported (checked above); it writes pixels start..end of
+                // every plane of map m, inside `output` (as long as `input`), and ranges of
+                // different calls are disjoint.
+                unsafe {
+                    (isa.l2norm)(&input[base..base + c * plane], c, plane, eps, SharedMut(out.0.add(base)), start..end)
+                };
+                start = end;
+            }
         }
     };
     if threads <= 1 || plane < 2048 {
@@ -32,21 +54,71 @@ pub fn l2_normalize_channels(input: &[f32], c: usize, plane: usize, eps: f32, ou
     (0..plane.div_ceil(per)).into_par_iter().for_each(|t| range(t * per..((t + 1) * per).min(plane)));
 }
 
-/// One pixel range: `x(ch)` and `y(ch)` are channel `ch`'s values there. The sum of squares is
-/// accumulated plane by plane (vectorised) into `y(0)`, then every plane scaled, from the last to
-/// the first so that the factors in `y(0)` are read last.
+/// One map's pixels `r` (≤ a chunk): `x` is the map's `c` planes of `plane` pixels, `y` the
+/// output map's start. One per ISA build.
+pub(crate) type L2NormFn = unsafe fn(&[f32], usize, usize, f32, SharedMut<f32>, std::ops::Range<usize>);
+
+pub(crate) unsafe fn l2norm_portable(
+    x: &[f32],
+    c: usize,
+    plane: usize,
+    eps: f32,
+    y: SharedMut<f32>,
+    r: std::ops::Range<usize>,
+) {
+    // SAFETY: forwarded.
+    unsafe { l2norm_body(x, c, plane, eps, y, r) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn l2norm_avx2(
+    x: &[f32],
+    c: usize,
+    plane: usize,
+    eps: f32,
+    y: SharedMut<f32>,
+    r: std::ops::Range<usize>,
+) {
+    // SAFETY: forwarded.
+    unsafe { l2norm_body(x, c, plane, eps, y, r) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(crate) unsafe fn l2norm_avx512(
+    x: &[f32],
+    c: usize,
+    plane: usize,
+    eps: f32,
+    y: SharedMut<f32>,
+    r: std::ops::Range<usize>,
+) {
+    // SAFETY: forwarded.
+    unsafe { l2norm_body(x, c, plane, eps, y, r) }
+}
+
+/// The sum of squares is accumulated plane by plane (a multiply then an add: no FMA, so every
+/// build gives the same bits) into a chunk buffer, turned into factors, and every plane scaled.
+///
+/// # Safety
+/// `y` must be valid for writes of `c · plane` floats, pixels `r` of each plane written by no one
+/// else; `r.len()` ≤ [`CHUNK`].
 #[inline(always)]
-fn normalize_pixels<'a>(x: impl Fn(usize) -> &'a [f32], y: impl Fn(usize) -> &'a mut [f32], c: usize, eps: f32) {
-    let scale = y(0);
+unsafe fn l2norm_body(x: &[f32], c: usize, plane: usize, eps: f32, y: SharedMut<f32>, r: std::ops::Range<usize>) {
+    let mut scale = [0f32; CHUNK];
+    let scale = &mut scale[..r.len()];
+    let x = |ch: usize| &x[ch * plane..][r.clone()];
     scale.iter_mut().zip(x(0)).for_each(|(s, &v)| *s = v * v);
     for ch in 1..c {
         scale.iter_mut().zip(x(ch)).for_each(|(s, &v)| *s += v * v);
     }
     scale.iter_mut().for_each(|s| *s = 1.0 / (*s + eps).sqrt());
-    for ch in (1..c).rev() {
-        y(ch).iter_mut().zip(x(ch)).zip(scale.iter()).for_each(|((o, &v), &r)| *o = v * r);
+    for ch in 0..c {
+        // SAFETY: pixels r of plane ch, as the caller guarantees.
+        let out = unsafe { std::slice::from_raw_parts_mut(y.0.add(ch * plane + r.start), r.len()) };
+        out.iter_mut().zip(x(ch)).zip(scale.iter()).for_each(|((o, &v), &f)| *o = v * f);
     }
-    scale.iter_mut().zip(x(0)).for_each(|(r, &v)| *r *= v);
 }
 
 #[cfg(test)]
@@ -95,5 +167,11 @@ mod tests {
         let p = 12_345;
         let norm = (0..c).map(|ch| x[ch * plane + p].powi(2)).sum::<f32>().sqrt();
         assert!((one[p] - x[p] / norm).abs() < 1e-5);
+        // Every ISA build: the same bits.
+        for isa in crate::kernels::cpu_f32::CpuIsa::supported() {
+            let mut y = vec![f32::NAN; x.len()];
+            l2_normalize_channels_with(isa, &x, c, plane, 1e-12, &mut y);
+            assert!(y.iter().zip(&one).all(|(a, b)| a.to_bits() == b.to_bits()), "{}", isa.name);
+        }
     }
 }
