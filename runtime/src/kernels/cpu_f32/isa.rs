@@ -78,7 +78,7 @@ pub static AVX512: CpuIsa = CpuIsa {
     gemm: gemm::avx512::gemm,
     im2col: im2col::gather_columns_avx2,
     im2col_channels_last: im2col::channels_last_avx512,
-    resize: resize::resize_avx2,
+    resize: resize::resize_avx512,
     strided: strided::strided_avx512,
     strided_split: strided::split_avx512,
     strided_max_depth: 64,
