@@ -54,6 +54,20 @@ pub(crate) unsafe fn gather_columns_avx2(
     gather_columns_impl(g, in_channels, input, tile, columns, tables)
 }
 
+/// [`gather_columns_impl`] compiled for AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2")]
+pub(crate) unsafe fn gather_columns_avx512(
+    g: &ConvGeometry,
+    in_channels: usize,
+    input: &[f32],
+    tile: &[u32],
+    columns: &mut [f32],
+    tables: &mut TapTables,
+) {
+    gather_columns_impl(g, in_channels, input, tile, columns, tables)
+}
+
 #[inline(always)]
 fn gather_columns_impl(
     g: &ConvGeometry,

@@ -19,8 +19,7 @@ use super::strided::{self, SplitFn, StridedFn};
 /// One instruction set's f32 kernels.
 #[derive(Debug)]
 pub struct CpuIsa {
-    /// `portable`, `avx2` (AVX2 + FMA) or `avx512` (AVX-512F; its im2col and resize reuse the
-    /// AVX2 builds).
+    /// `portable`, `avx2` (AVX2 + FMA) or `avx512` (AVX-512F).
     pub name: &'static str,
     pub(crate) gemm: GemmFn,
     pub(crate) im2col: Im2colFn,
@@ -76,7 +75,7 @@ pub static AVX2: CpuIsa = CpuIsa {
 pub static AVX512: CpuIsa = CpuIsa {
     name: "avx512",
     gemm: gemm::avx512::gemm,
-    im2col: im2col::gather_columns_avx2,
+    im2col: im2col::gather_columns_avx512,
     im2col_channels_last: im2col::channels_last_avx512,
     resize: resize::resize_avx512,
     strided: strided::strided_avx512,
