@@ -550,30 +550,57 @@ impl GatedBlockKernel for GatedBlock {
 /// has it. Every build and split gives the same bits (a multiply then an add per plane, in
 /// plane order: no FMA), so masks do not depend on the machine or the thread count.
 pub fn gate_scores(x: &[f32], weights: &[f32], bias: f32, scores: &mut [f32]) {
+    gate_scores_with(isa::best(), x, weights, bias, scores)
+}
+
+/// [`gate_scores`] on the build of `isa` (which the CPU must support).
+pub(crate) fn gate_scores_with(isa: &CpuIsa, x: &[f32], weights: &[f32], bias: f32, scores: &mut [f32]) {
     use rayon::prelude::*;
+    assert!(isa.is_supported(), "{} is not supported by this CPU", isa.name);
     let n = scores.len();
     let threads = rayon::current_num_threads();
     let chunk = n.div_ceil(threads.max(1)).max(1024);
+    // SAFETY (both calls): the build is supported (checked above).
     if threads > 1 && n > chunk {
-        scores.par_chunks_mut(chunk).enumerate().for_each(|(i, part)| gate_range(x, n, i * chunk, weights, bias, part));
+        scores
+            .par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(i, part)| unsafe { (isa.gate)(x, n, i * chunk, weights, bias, part) });
     } else {
-        gate_range(x, n, 0, weights, bias, scores);
+        unsafe { (isa.gate)(x, n, 0, weights, bias, scores) };
     }
 }
 
-/// [`gate_scores`] at pixels `from..from + scores.len()` of planes of `n`.
-fn gate_range(x: &[f32], n: usize, from: usize, weights: &[f32], bias: f32, scores: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if isa::best().name != "portable" {
-        // SAFETY: the AVX2 and AVX-512 tables are only picked where the CPU has AVX2 and FMA.
-        return unsafe { gate_range_avx2(x, n, from, weights, bias, scores) };
-    }
+/// [`gate_scores`] at pixels `from..from + scores.len()` of planes of `n`. One per ISA build.
+pub(crate) type GateFn = unsafe fn(&[f32], usize, usize, &[f32], f32, &mut [f32]);
+
+pub(crate) unsafe fn gate_range_portable(
+    x: &[f32],
+    n: usize,
+    from: usize,
+    weights: &[f32],
+    bias: f32,
+    scores: &mut [f32],
+) {
     gate_range_body(x, n, from, weights, bias, scores)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn gate_range_avx2(x: &[f32], n: usize, from: usize, weights: &[f32], bias: f32, scores: &mut [f32]) {
+pub(crate) unsafe fn gate_range_avx2(x: &[f32], n: usize, from: usize, weights: &[f32], bias: f32, scores: &mut [f32]) {
+    gate_range_body(x, n, from, weights, bias, scores)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(crate) unsafe fn gate_range_avx512(
+    x: &[f32],
+    n: usize,
+    from: usize,
+    weights: &[f32],
+    bias: f32,
+    scores: &mut [f32],
+) {
     gate_range_body(x, n, from, weights, bias, scores)
 }
 

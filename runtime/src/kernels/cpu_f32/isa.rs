@@ -2,7 +2,7 @@
 //!
 //! Each table holds plain functions (the GEMM's blocked driver with its register tile, the
 //! im2col gathers, the bilinear resize, the stride-2 direct conv, the outputs' class argmax, the
-//! normals' L2 normalisation)
+//! normals' L2 normalisation, the gate scores)
 //! compiled for one ISA. [`best`] picks the widest the CPU
 //! supports (`PAGRT_CPU_ISA=portable|avx2|avx512` overrides it, for debugging and benchmarks);
 //! [`CpuIsa::supported`] lists every table this CPU can run, so tests check them all, not only
@@ -10,6 +10,7 @@
 use std::sync::OnceLock;
 
 use super::argmax::{self, ArgmaxFn};
+use super::gated_block::{self, GateFn};
 use super::gemm::{self, GemmFn};
 use super::im2col::{self, ChannelsLastFn, Im2colFn};
 use super::l2norm::{self, L2NormFn};
@@ -36,6 +37,9 @@ pub struct CpuIsa {
     pub(crate) strided_max_depth: usize,
     pub(crate) argmax: ArgmaxFn,
     pub(crate) l2norm: L2NormFn,
+    /// Gate scores (`gated_block.rs`; a multiply then an add per plane, so every build gives the
+    /// same bits and masks do not depend on the machine).
+    pub(crate) gate: GateFn,
     detect: fn() -> bool,
 }
 
@@ -51,6 +55,7 @@ pub static PORTABLE: CpuIsa = CpuIsa {
     strided_max_depth: 0,
     argmax: argmax::argmax_portable,
     l2norm: l2norm::l2norm_portable,
+    gate: gated_block::gate_range_portable,
     detect: || true,
 };
 
@@ -67,6 +72,7 @@ pub static AVX2: CpuIsa = CpuIsa {
     strided_max_depth: 27,
     argmax: argmax::argmax_avx2,
     l2norm: l2norm::l2norm_avx2,
+    gate: gated_block::gate_range_avx2,
     detect: || is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
 };
 
@@ -83,6 +89,7 @@ pub static AVX512: CpuIsa = CpuIsa {
     strided_max_depth: 64,
     argmax: argmax::argmax_avx512,
     l2norm: l2norm::l2norm_avx512,
+    gate: gated_block::gate_range_avx512,
     detect: || {
         is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
     },

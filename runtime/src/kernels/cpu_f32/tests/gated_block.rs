@@ -373,3 +373,33 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Gate scores, every ISA build on 1 and 3 threads: the same bits as the portable build on one
+    /// thread (the masks must not depend on the machine), and the definition `bias + Σ_c w_c·x_c`
+    /// summed in channel order.
+    #[test]
+    fn gate_scores_of_every_build_and_split_have_the_same_bits(
+        (c, n) in (1usize..=40, 1usize..=5000),
+        seed in any::<u64>(),
+    ) {
+        let mut data = Data(seed);
+        let x = data.vec(c * n, 3.0);
+        let weights = data.vec(c, 1.0);
+        let bias = data.signed();
+        let mut want = vec![bias; n];
+        for (plane, &w) in x.chunks_exact(n).zip(&weights) {
+            want.iter_mut().zip(plane).for_each(|(s, &v)| *s += w * v);
+        }
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            for isa in CpuIsa::supported() {
+                let mut got = vec![f32::NAN; n];
+                pool.install(|| super::super::gated_block::gate_scores_with(isa, &x, &weights, bias, &mut got));
+                prop_assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{} on {threads} threads", isa.name);
+            }
+        }
+    }
+}
