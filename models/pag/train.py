@@ -10,6 +10,8 @@ top-⌈ρ·H·W⌉ rule with ρ ~ U[rho_min, 1]. Every gated layer also pays KL(
 τ anneals geometrically 1 → 0.1 as in the paper. `--rho-low-share` draws that share of the
 budget batches from U[rho_min, rho_low_max] (more practice at small ρ). `--stage2-from N` with
 `--resume` continues a finished run with a second learning-rate cycle (τ stays 0.1).
+`--sandwich` runs every batch twice, at ρ = 1 and in the sampled setting, and distils the first
+into the second (slimmable networks' in-place distillation; twice the time per iteration).
 
 Resolution schedule (v2): the first `--half-iters` iterations use `--half-data`, the same kind
 of scenes rendered at half the size (4× cheaper per step), then full frames. No crops: with a
@@ -24,6 +26,7 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .data import SceneSet
 from .gates import GateControl, kl_sparsity
@@ -57,6 +60,10 @@ def parse(argv=None):
     p.add_argument("--dense-share", type=float, default=0.0, help="share of batches at ρ = 1 after the warm-up")
     p.add_argument("--warmup-dense", type=float, default=0.15, help="share of iterations at ρ=1 first")
     p.add_argument("--kl-weight", type=float, default=0.05)
+    p.add_argument("--sandwich", action="store_true",
+                   help="each iteration also runs the batch at ρ = 1 (task losses) and distils it into the "
+                        "sampled setting (slimmable networks' in-place distillation): two passes per step")
+    p.add_argument("--kd-weight", type=float, default=1.0, help="weight of the distillation loss (--sandwich)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
     p.add_argument("--limit", type=int, default=None, help="use only the first N samples")
@@ -133,8 +140,17 @@ def main(argv=None):
         ls, ld, ln = seg_loss(seg, lab), depth_loss(log_d, dep), normal_loss(n, nor)
         loss = ls + ld + 0.25 * ln
         kl = torch.zeros(())
-        if ctl.soft_densities:
-            kl = torch.stack([kl_sparsity(a.rho_native, g).mean() for g in ctl.soft_densities]).sum()
+        densities = list(ctl.soft_densities)
+        if a.sandwich and not a.dense and not (ctl.mode == "budget" and ctl.rho == 1.0):
+            # The same batch at ρ = 1: task losses, and its predictions (detached) as soft targets
+            # of the sampled setting.
+            full = GateControl("budget", rho=1.0, tau=tau)
+            seg1, log_d1, n1 = net(img, full)
+            loss = loss + seg_loss(seg1, lab) + depth_loss(log_d1, dep) + 0.25 * normal_loss(n1, nor)
+            loss = loss + a.kd_weight * distill((seg, log_d, n), (seg1.detach(), log_d1.detach(), n1.detach()))
+            densities += full.soft_densities
+        if densities:
+            kl = torch.stack([kl_sparsity(a.rho_native, g).mean() for g in densities]).sum()
             loss = loss + a.kl_weight * kl
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -154,6 +170,17 @@ def main(argv=None):
         if (it + 1) % 500 == 0 or it + 1 == a.iters:
             save(net, opt, rng, cfg, a, seconds_before + time.time() - t0, it + 1, ck_path, history)
     print(f"done in {(seconds_before + time.time() - t0) / 60:.1f} min", flush=True)
+
+
+def distill(student, teacher):
+    """Per-pixel means: KL(teacher ‖ student) of the class distributions, |Δ log-depth|, 1 − cos of
+    the normals."""
+    (seg, log_d, n), (seg_t, log_d_t, n_t) = student, teacher
+    kd_seg = F.kl_div(F.log_softmax(seg, dim=1), F.log_softmax(seg_t, dim=1), log_target=True,
+                      reduction="none").sum(dim=1).mean()
+    kd_depth = (log_d - log_d_t).abs().mean()
+    kd_normal = (1 - (n * n_t).sum(dim=1)).mean()
+    return kd_seg + kd_depth + 0.25 * kd_normal
 
 
 def save(net, opt, rng, cfg, args, seconds, iters, path, history=()):
