@@ -23,6 +23,11 @@ fn sparse_execution_installs_one_op_per_module() {
          pagrt's conv"
     );
     assert_eq!(model.op_count("PagL2Norm"), 1, "the normals head's L2 normalisation is fused");
+    assert_eq!(
+        model.op_count("OptAddUnicast") + model.op_count("Add"),
+        0,
+        "the decoder's skip add is fused into its upsampling"
+    );
     let dense = PagModel::load_with(shipped_model(), Execution::Dense).unwrap();
     assert_eq!(dense.sparse_op_counts(), (0, 0));
     assert_eq!(dense.sparse_resize_count(), 0);
@@ -33,10 +38,11 @@ fn sparse_execution_installs_one_op_per_module() {
 #[test]
 fn gated_blocks_after_pagrt_ops_work_in_their_input_without_copying() {
     // stem.1 → stage1.0 → stage1.1 and down2 → stage2.0 … stage2.4 are chains of pagrt ops with
-    // one reader each; decoder.0 reads tract's Add (a tensor nobody else holds: in place anyway)
-    // and decoder.1 reads decoder.0. Stage1.1's output is read twice (down2, the decoder's Add),
-    // but that is its output, not its input.
-    let expected = ["decoder.1", "stage1.0", "stage1.1", "stage2.0", "stage2.1", "stage2.2", "stage2.3", "stage2.4"];
+    // one reader each; decoder.0 reads the decoder's upsampling with its skip add fused in, and
+    // decoder.1 reads decoder.0. Stage1.1's output is read twice (down2, that fused add), but that
+    // is its output, not its input.
+    let expected =
+        ["decoder.0", "decoder.1", "stage1.0", "stage1.1", "stage2.0", "stage2.1", "stage2.2", "stage2.3", "stage2.4"];
     for path in [shipped_model(), int8_model()] {
         let model = PagModel::load_with(&path, Execution::Sparse).unwrap();
         let mut got = model.borrowing_blocks();

@@ -92,6 +92,7 @@ fn build_checked(proto: &ModelProto, info: ModelInfo, execution: Execution) -> R
     if execution == Execution::Sparse {
         rewrite::install_fast_resizes(&mut typed)?;
         rewrite::install_sliced_resizes(&mut typed)?;
+        rewrite::install_fused_resize_adds(&mut typed)?;
         rewrite::install_fast_convs(&mut typed)?;
         rewrite::install_fast_l2norms(&mut typed)?;
     }

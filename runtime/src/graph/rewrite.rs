@@ -97,6 +97,50 @@ pub(super) fn install_sparse_ops(
     Ok(fallbacks)
 }
 
+/// Fuses each f32 `Add` of a [`ResizeOp`]'s output (read by nothing else) and a tensor of the
+/// same shape into that resize (the decoder's upsampled lateral plus the skip connection): the
+/// add happens as the resize stores, one pass over the output instead of three. Same bits: the
+/// resize's value plus the other operand, as the two ops computed it. Returns how many it fused.
+pub(super) fn install_fused_resize_adds(model: &mut TypedModel) -> Result<usize> {
+    use tract_onnx::tract_core::ops::binary::TypedBinOp;
+    let outputs = model.output_outlets().map_err(tract_err("read the outputs of"))?.to_vec();
+    let candidates: Vec<(usize, OutletId, OutletId, ResizeOp)> = model
+        .nodes()
+        .iter()
+        .filter_map(|n| {
+            let add = n.op_as::<TypedBinOp>()?;
+            if add.0.name() != "Add" || n.inputs.len() != 2 {
+                return None;
+            }
+            let out_shape = n.outputs.first()?.fact.shape.as_concrete()?.to_vec();
+            (0..2).find_map(|i| {
+                let (r, other) = (n.inputs[i], n.inputs[1 - i]);
+                let resize = model.node(r.node).op_as::<PagOp<ResizeOp>>()?;
+                let other_fact = model.outlet_fact(other).ok()?;
+                let fits = !resize.0.add
+                    && model.outlet_successors(r).len() == 1
+                    && !outputs.contains(&r)
+                    && other_fact.datum_type == f32::datum_type()
+                    && other_fact.shape.as_concrete()? == out_shape.as_slice()
+                    && model.outlet_fact(r).ok()?.shape.as_concrete()? == out_shape.as_slice();
+                let input = *model.node(r.node).inputs.first()?;
+                fits.then(|| (n.id, input, other, ResizeOp { add: true, ..resize.0.as_ref().clone() }))
+            })
+        })
+        .collect();
+    for (id, input, other, op) in &candidates {
+        let name = model.node(*id).name.clone();
+        replace_subgraph(
+            model,
+            &[*input, *other],
+            OutletId::new(*id, 0),
+            format!("{name}.pag_resize_add"),
+            PagOp::new(op.clone()),
+        )?;
+    }
+    Ok(candidates.len())
+}
+
 /// Lets each gated block of the final `model` work in its input's tensor when that tensor comes
 /// from one of pagrt's ops (each returns its [`crate::ops::OutputSlot`]'s tensor, or its own
 /// input passed on in place) and the block is its only reader, not a model output: then the
@@ -193,7 +237,7 @@ pub(super) fn install_fast_resizes(model: &mut TypedModel) -> Result<usize> {
             &[input],
             OutletId::new(id, 0),
             format!("{name}.pag_resize"),
-            PagOp::new(ResizeOp { oh, ow, channels: None }),
+            PagOp::new(ResizeOp { oh, ow, channels: None, add: false }),
         )?;
     }
     Ok(candidates.len())
@@ -216,8 +260,9 @@ pub(super) fn install_sliced_resizes(model: &mut TypedModel) -> Result<usize> {
             let shape = model.outlet_fact(input).ok()?.shape.as_concrete()?.to_vec();
             let (c0, c1) = (slice.start.to_i64().ok()? as usize, slice.end.to_i64().ok()? as usize);
             let fits = slice.axis == 1 && shape.len() == 4 && shape[0] == 1 && c0 < c1 && c1 <= shape[1];
-            (fits && resize.0.channels.is_none())
-                .then(|| (n.id, input, ResizeOp { oh: resize.0.oh, ow: resize.0.ow, channels: Some((c0, c1)) }))
+            (fits && resize.0.channels.is_none() && !resize.0.add).then(|| {
+                (n.id, input, ResizeOp { oh: resize.0.oh, ow: resize.0.ow, channels: Some((c0, c1)), add: false })
+            })
         })
         .collect();
     for (id, input, op) in &candidates {

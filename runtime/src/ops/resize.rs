@@ -17,6 +17,9 @@ pub struct ResizeOp {
     pub ow: usize,
     /// The input channels `c0..c1` to resize (batch 1), or every channel.
     pub channels: Option<(usize, usize)>,
+    /// A second input of the output's shape added to the result (a following `Add` fused into
+    /// the resize's stores).
+    pub add: bool,
 }
 
 impl PagKernelOp for ResizeOp {
@@ -25,7 +28,8 @@ impl PagKernelOp for ResizeOp {
 
     fn info(&self) -> String {
         let channels = self.channels.map_or(String::new(), |(c0, c1)| format!("channels {c0}..{c1} "));
-        format!("bilinear half_pixel {channels}→ {}×{}", self.oh, self.ow)
+        let add = if self.add { " + addend" } else { "" };
+        format!("bilinear half_pixel {channels}→ {}×{}{add}", self.oh, self.ow)
     }
 
     fn output_fact(&self, inputs: &[&TypedFact]) -> TractResult<TypedFact> {
@@ -43,7 +47,12 @@ impl PagKernelOp for ResizeOp {
     }
 
     fn eval(&self, state: &mut ResizeWorkers, output: &mut OutputSlot, inputs: TVec<TValue>) -> TractResult<TValue> {
-        let x = args_1!(inputs);
+        let (x, addend) = if self.add {
+            let (x, a) = args_2!(inputs);
+            (x, Some(a))
+        } else {
+            (args_1!(inputs), None)
+        };
         let shape = x.shape();
         ensure!(shape.len() == 4, "PagResize expects a 4-D input, got {shape:?}");
         let (n, c, ih, iw) = (shape[0], shape[1], shape[2], shape[3]);
@@ -55,9 +64,17 @@ impl PagKernelOp for ResizeOp {
             }
             None => (c, input),
         };
+        let out_shape = [n, c, self.oh, self.ow];
+        let addend = match &addend {
+            Some(a) => {
+                ensure!(a.shape() == out_shape, "PagResize addend {:?} for output {out_shape:?}", a.shape());
+                Some(floats(a, "Resize addend")?)
+            }
+            None => None,
+        };
         // The kernel writes every output element.
-        output.fill(&[n, c, self.oh, self.ow], |out| {
-            resize_planes(input, n * c, (ih, iw), out, (self.oh, self.ow), state);
+        output.fill(&out_shape, |out| {
+            resize_planes(input, n * c, (ih, iw), out, (self.oh, self.ow), addend, state);
             Ok(())
         })
     }

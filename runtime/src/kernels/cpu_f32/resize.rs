@@ -48,31 +48,39 @@ impl ResizeScratch {
 pub type ResizeWorkers = super::parallel::PerWorker<ResizeScratch>;
 
 /// [`resize_bilinear_half_pixel_with`] of `planes` channel planes, split across the current
-/// pool's threads (each with its own scratch from `workers`).
+/// pool's threads (each with its own scratch from `workers`). With `addend` (the output's
+/// layout), each output value is the resized value plus the addend's, in that order (a
+/// following `Add` fused into the resize's stores: the same bits as the two ops).
 pub fn resize_planes(
     input: &[f32],
     planes: usize,
     (ih, iw): (usize, usize),
     output: &mut [f32],
     (oh, ow): (usize, usize),
+    addend: Option<&[f32]>,
     workers: &mut ResizeWorkers,
 ) {
     assert_eq!(input.len(), planes * ih * iw, "input length");
     assert_eq!(output.len(), planes * oh * ow, "output length");
+    if let Some(a) = addend {
+        assert_eq!(a.len(), output.len(), "addend length");
+    }
     workers.ensure();
     // Every worker's scratch, not only those that happen to run now: which worker takes a
     // chunk changes from frame to frame.
     workers.each_mut().for_each(|s| s.reserve(oh, ow));
     let threads = rayon::current_num_threads();
+    let isa = super::isa::best();
     if threads <= 1 || planes < 2 || oh * ow == 0 {
-        return workers.with(|s| resize_bilinear_half_pixel_with(input, planes, ih, iw, output, oh, ow, s));
+        return workers.with(|s| resize_with(isa, input, planes, ih, iw, output, oh, ow, addend, s));
     }
     use rayon::prelude::*;
     let per = planes.div_ceil(threads);
     let workers = &*workers;
-    input.par_chunks(per * ih * iw).zip(output.par_chunks_mut(per * oh * ow)).for_each(|(i, o)| {
+    input.par_chunks(per * ih * iw).zip(output.par_chunks_mut(per * oh * ow)).enumerate().for_each(|(k, (i, o))| {
         let c = i.len() / (ih * iw);
-        workers.with(|s| resize_bilinear_half_pixel_with(i, c, ih, iw, o, oh, ow, s));
+        let a = addend.map(|a| &a[k * per * oh * ow..][..o.len()]);
+        workers.with(|s| resize_with(isa, i, c, ih, iw, o, oh, ow, a, s));
     });
 }
 
@@ -108,7 +116,7 @@ pub fn resize_bilinear_half_pixel_with(
     ow: usize,
     scratch: &mut ResizeScratch,
 ) {
-    resize_with(super::isa::best(), input, c, ih, iw, output, oh, ow, scratch)
+    resize_with(super::isa::best(), input, c, ih, iw, output, oh, ow, None, scratch)
 }
 
 /// [`resize_bilinear_half_pixel_with`] on the build of `isa` (which the CPU must support).
@@ -122,15 +130,20 @@ pub(crate) fn resize_with(
     output: &mut [f32],
     oh: usize,
     ow: usize,
+    addend: Option<&[f32]>,
     scratch: &mut ResizeScratch,
 ) {
     assert!(isa.is_supported(), "{} is not supported by this CPU", isa.name);
+    if let Some(a) = addend {
+        assert_eq!(a.len(), output.len(), "addend length");
+    }
     // SAFETY: the ISA is supported (checked above).
-    unsafe { (isa.resize)(input, c, ih, iw, output, oh, ow, scratch) }
+    unsafe { (isa.resize)(input, c, ih, iw, output, oh, ow, addend, scratch) }
 }
 
 /// The resize entry points' signature (one per ISA build).
-pub(crate) type ResizeFn = unsafe fn(&[f32], usize, usize, usize, &mut [f32], usize, usize, &mut ResizeScratch);
+pub(crate) type ResizeFn =
+    unsafe fn(&[f32], usize, usize, usize, &mut [f32], usize, usize, Option<&[f32]>, &mut ResizeScratch);
 
 /// The portable build.
 #[allow(clippy::too_many_arguments)]
@@ -142,9 +155,10 @@ pub(crate) unsafe fn resize_portable(
     output: &mut [f32],
     oh: usize,
     ow: usize,
+    addend: Option<&[f32]>,
     scratch: &mut ResizeScratch,
 ) {
-    resize_impl(input, c, ih, iw, output, oh, ow, scratch)
+    resize_impl(input, c, ih, iw, output, oh, ow, addend, scratch)
 }
 
 /// [`resize_impl`] compiled for AVX2 + FMA (8-wide blends, gathers for the widening).
@@ -159,9 +173,10 @@ pub(crate) unsafe fn resize_avx2(
     output: &mut [f32],
     oh: usize,
     ow: usize,
+    addend: Option<&[f32]>,
     scratch: &mut ResizeScratch,
 ) {
-    resize_impl(input, c, ih, iw, output, oh, ow, scratch)
+    resize_impl(input, c, ih, iw, output, oh, ow, addend, scratch)
 }
 
 /// [`resize_impl`] compiled for AVX-512F (16-wide blends).
@@ -176,9 +191,10 @@ pub(crate) unsafe fn resize_avx512(
     output: &mut [f32],
     oh: usize,
     ow: usize,
+    addend: Option<&[f32]>,
     scratch: &mut ResizeScratch,
 ) {
-    resize_impl(input, c, ih, iw, output, oh, ow, scratch)
+    resize_impl(input, c, ih, iw, output, oh, ow, addend, scratch)
 }
 
 #[inline(always)]
@@ -191,6 +207,7 @@ fn resize_impl(
     output: &mut [f32],
     oh: usize,
     ow: usize,
+    addend: Option<&[f32]>,
     scratch: &mut ResizeScratch,
 ) {
     assert_eq!(input.len(), c * ih * iw, "input length");
@@ -208,7 +225,7 @@ fn resize_impl(
         wide.resize(2 * ow, 0.0);
     }
     let (rows, cols, wide) = (&rows[..], &cols[..], &mut wide[..2 * ow]);
-    for (plane_in, plane_out) in input.chunks_exact(ih * iw).zip(output.chunks_exact_mut(oh * ow)) {
+    for (p, (plane_in, plane_out)) in input.chunks_exact(ih * iw).zip(output.chunks_exact_mut(oh * ow)).enumerate() {
         let mut cached = [usize::MAX; 2];
         let widen = |slot: &mut [f32], r: usize| {
             let src = &plane_in[r * iw..][..iw];
@@ -217,7 +234,7 @@ fn resize_impl(
                 *o = a + col.w * (b - a);
             }
         };
-        for (row, out_row) in rows.iter().zip(plane_out.chunks_exact_mut(ow)) {
+        for (y, (row, out_row)) in rows.iter().zip(plane_out.chunks_exact_mut(ow)).enumerate() {
             for (k, r) in [row.i0 as usize, row.i1 as usize].into_iter().enumerate() {
                 if cached[k] == r {
                     continue;
@@ -237,11 +254,24 @@ fn resize_impl(
             }
             let (w0, w1) = wide.split_at(ow);
             let b = row.w;
-            if b == 0.0 {
-                out_row.copy_from_slice(w0);
-            } else {
-                for ((o, &x0), &x1) in out_row.iter_mut().zip(w0).zip(w1) {
-                    *o = x0 + b * (x1 - x0);
+            match (addend, b == 0.0) {
+                (None, true) => out_row.copy_from_slice(w0),
+                (None, false) => {
+                    for ((o, &x0), &x1) in out_row.iter_mut().zip(w0).zip(w1) {
+                        *o = x0 + b * (x1 - x0);
+                    }
+                }
+                (Some(a), true) => {
+                    let a = &a[(p * oh + y) * ow..][..ow];
+                    for ((o, &x0), &v) in out_row.iter_mut().zip(w0).zip(a) {
+                        *o = x0 + v;
+                    }
+                }
+                (Some(a), false) => {
+                    let a = &a[(p * oh + y) * ow..][..ow];
+                    for (((o, &x0), &x1), &v) in out_row.iter_mut().zip(w0).zip(w1).zip(a) {
+                        *o = (x0 + b * (x1 - x0)) + v;
+                    }
                 }
             }
         }
@@ -283,7 +313,7 @@ mod tests {
         let mut worst = 0f32;
         for isa in crate::kernels::cpu_f32::CpuIsa::supported() {
             let mut out = vec![f32::NAN; c * oh * ow];
-            resize_with(isa, input, c, ih, iw, &mut out, oh, ow, &mut ResizeScratch::default());
+            resize_with(isa, input, c, ih, iw, &mut out, oh, ow, None, &mut ResizeScratch::default());
             if out.iter().any(|v| v.is_nan()) {
                 return f32::INFINITY; // an output left unwritten (`max` would skip a NaN)
             }
@@ -326,6 +356,44 @@ mod tests {
                 .collect();
             let d = check(&input, c, ih, iw, oh, ow);
             prop_assert!(d <= 1e-5, "max |diff| {d:e}");
+        }
+
+        /// With an addend, every build and thread split gives exactly the bits of the resize
+        /// followed by a separate add.
+        #[test]
+        fn a_fused_add_has_the_bits_of_resize_then_add(
+            c in 1usize..=5, ih in 1usize..=9, iw in 1usize..=9, oh in 1usize..=24, ow in 1usize..=24,
+            seed in any::<u64>(),
+        ) {
+            let mut s = seed | 1;
+            let mut next = || {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
+            };
+            let input: Vec<f32> = (0..c * ih * iw).map(|_| next()).collect();
+            let addend: Vec<f32> = (0..c * oh * ow).map(|_| next()).collect();
+            for isa in crate::kernels::cpu_f32::CpuIsa::supported() {
+                let mut plain = vec![f32::NAN; c * oh * ow];
+                resize_with(isa, &input, c, ih, iw, &mut plain, oh, ow, None, &mut ResizeScratch::default());
+                let want: Vec<f32> = plain.iter().zip(&addend).map(|(a, b)| a + b).collect();
+                let mut fused = vec![f32::NAN; c * oh * ow];
+                resize_with(isa, &input, c, ih, iw, &mut fused, oh, ow, Some(&addend), &mut ResizeScratch::default());
+                prop_assert!(fused.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{}", isa.name);
+            }
+            for threads in [1, 3] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let mut plain = vec![f32::NAN; c * oh * ow];
+                let mut fused = vec![f32::NAN; c * oh * ow];
+                let mut workers = ResizeWorkers::default();
+                pool.install(|| {
+                    resize_planes(&input, c, (ih, iw), &mut plain, (oh, ow), None, &mut workers);
+                    resize_planes(&input, c, (ih, iw), &mut fused, (oh, ow), Some(&addend), &mut workers);
+                });
+                let want: Vec<f32> = plain.iter().zip(&addend).map(|(a, b)| a + b).collect();
+                prop_assert!(fused.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{threads} threads");
+            }
         }
     }
 }
