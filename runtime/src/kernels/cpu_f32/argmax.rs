@@ -10,21 +10,7 @@ pub const CHUNK: usize = 2048;
 /// id (a scan from class 0), and a NaN never wins over an earlier class.
 pub(crate) type ArgmaxFn = unsafe fn(&[f32], usize, usize, &mut [u8]);
 
-pub(crate) unsafe fn argmax_portable(planes: &[f32], n: usize, first: usize, out: &mut [u8]) {
-    argmax_body(planes, n, first, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn argmax_avx2(planes: &[f32], n: usize, first: usize, out: &mut [u8]) {
-    argmax_body(planes, n, first, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-pub(crate) unsafe fn argmax_avx512(planes: &[f32], n: usize, first: usize, out: &mut [u8]) {
-    argmax_body(planes, n, first, out)
-}
+isa_builds!(argmax_body => argmax_portable, argmax_avx2, argmax_avx512(planes: &[f32], n: usize, first: usize, out: &mut [u8]));
 
 #[inline(always)]
 fn argmax_body(planes: &[f32], n: usize, first: usize, out: &mut [u8]) {

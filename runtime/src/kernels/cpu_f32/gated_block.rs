@@ -574,35 +574,9 @@ pub(crate) fn gate_scores_with(isa: &CpuIsa, x: &[f32], weights: &[f32], bias: f
 /// [`gate_scores`] at pixels `from..from + scores.len()` of planes of `n`. One per ISA build.
 pub(crate) type GateFn = unsafe fn(&[f32], usize, usize, &[f32], f32, &mut [f32]);
 
-pub(crate) unsafe fn gate_range_portable(
-    x: &[f32],
-    n: usize,
-    from: usize,
-    weights: &[f32],
-    bias: f32,
-    scores: &mut [f32],
-) {
-    gate_range_body(x, n, from, weights, bias, scores)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn gate_range_avx2(x: &[f32], n: usize, from: usize, weights: &[f32], bias: f32, scores: &mut [f32]) {
-    gate_range_body(x, n, from, weights, bias, scores)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-pub(crate) unsafe fn gate_range_avx512(
-    x: &[f32],
-    n: usize,
-    from: usize,
-    weights: &[f32],
-    bias: f32,
-    scores: &mut [f32],
-) {
-    gate_range_body(x, n, from, weights, bias, scores)
-}
+isa_builds!(gate_range_body => gate_range_portable, gate_range_avx2, gate_range_avx512(
+    x: &[f32], n: usize, from: usize, weights: &[f32], bias: f32, scores: &mut [f32]
+));
 
 #[inline(always)]
 fn gate_range_body(x: &[f32], n: usize, from: usize, weights: &[f32], bias: f32, scores: &mut [f32]) {

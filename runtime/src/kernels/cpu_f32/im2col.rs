@@ -28,45 +28,9 @@ pub(super) fn gather_columns(
 /// The im2col entry points' signature (one per ISA build).
 pub(crate) type Im2colFn = unsafe fn(&ConvGeometry, usize, &[f32], &[u32], &mut [f32], &mut TapTables);
 
-/// The portable build.
-pub(crate) unsafe fn gather_columns_portable(
-    g: &ConvGeometry,
-    in_channels: usize,
-    input: &[f32],
-    tile: &[u32],
-    columns: &mut [f32],
-    tables: &mut TapTables,
-) {
-    gather_columns_impl(g, in_channels, input, tile, columns, tables)
-}
-
-/// [`gather_columns_impl`] compiled for AVX2 (wider copies, vectorised stride-2 runs).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-pub(crate) unsafe fn gather_columns_avx2(
-    g: &ConvGeometry,
-    in_channels: usize,
-    input: &[f32],
-    tile: &[u32],
-    columns: &mut [f32],
-    tables: &mut TapTables,
-) {
-    gather_columns_impl(g, in_channels, input, tile, columns, tables)
-}
-
-/// [`gather_columns_impl`] compiled for AVX-512F.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2")]
-pub(crate) unsafe fn gather_columns_avx512(
-    g: &ConvGeometry,
-    in_channels: usize,
-    input: &[f32],
-    tile: &[u32],
-    columns: &mut [f32],
-    tables: &mut TapTables,
-) {
-    gather_columns_impl(g, in_channels, input, tile, columns, tables)
-}
+isa_builds!(gather_columns_impl => gather_columns_portable, gather_columns_avx2, gather_columns_avx512(
+    g: &ConvGeometry, in_channels: usize, input: &[f32], tile: &[u32], columns: &mut [f32], tables: &mut TapTables
+));
 
 #[inline(always)]
 fn gather_columns_impl(
@@ -289,54 +253,15 @@ fn find_runs(sources: &[u32], step: u32, runs: &mut Vec<Run>) {
 /// zeros where that falls in the padding. One per ISA build.
 pub(crate) type ChannelsLastFn = unsafe fn(&ConvGeometry, usize, &[u32], &[f32], &mut [f32]);
 
-/// The portable build (row copies by `copy_from_slice`).
-pub(crate) unsafe fn channels_last_portable(
-    g: &ConvGeometry,
-    mid: usize,
-    tile: &[u32],
-    reduced: &[f32],
-    columns: &mut [f32],
-) {
-    channels_last_impl(g, mid, tile, reduced, columns, |d, s| d.copy_from_slice(s))
-}
-
-/// The AVX2 build: rows of the common lengths copied by inlined 32-byte moves.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-pub(crate) unsafe fn channels_last_avx2(
-    g: &ConvGeometry,
-    mid: usize,
-    tile: &[u32],
-    reduced: &[f32],
-    columns: &mut [f32],
-) {
-    // A closure, not the fn item: the closure is inlined with this build's features, the fn
-    // item's `Fn::call` shim was not (measured: a call per row).
-    #[allow(clippy::redundant_closure)]
-    channels_last_impl(g, mid, tile, reduced, columns, |d, s| copy_row(d, s))
-}
-
-/// The AVX-512 build: rows of the common lengths copied by inlined 64-byte moves.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2")]
-pub(crate) unsafe fn channels_last_avx512(
-    g: &ConvGeometry,
-    mid: usize,
-    tile: &[u32],
-    reduced: &[f32],
-    columns: &mut [f32],
-) {
-    // A closure, not the fn item: the closure is inlined with this build's features, the fn
-    // item's `Fn::call` shim was not (measured: a call per row).
-    #[allow(clippy::redundant_closure)]
-    channels_last_impl(g, mid, tile, reduced, columns, |d, s| copy_row(d, s))
-}
+isa_builds!(channels_last_impl => channels_last_portable, channels_last_avx2, channels_last_avx512(
+    g: &ConvGeometry, mid: usize, tile: &[u32], reduced: &[f32], columns: &mut [f32]
+));
 
 /// `dst = src` for the short rows of the channels-last im2col (`mid` or `k·mid` floats, a few
 /// hundred bytes). Rows of the common lengths are copied as fixed-size arrays, which a vector
-/// build inlines as a few moves; others (and the portable build) call `memmove`, which cost ~5 %
-/// of an f32 frame in these per-row calls. (A loop of 16-float chunks does not do: LLVM turns it
-/// back into the call.)
+/// build inlines as a few moves; others call `memmove`, which cost ~5 % of an f32 frame in these
+/// per-row calls. (A loop of 16-float chunks does not do: LLVM turns it back into the call; and
+/// it must be called directly, not passed as a fn item, whose call shim is not inlined.)
 #[inline(always)]
 fn copy_row(dst: &mut [f32], src: &[f32]) {
     #[inline(always)]
@@ -357,14 +282,7 @@ fn copy_row(dst: &mut [f32], src: &[f32]) {
 }
 
 #[inline(always)]
-fn channels_last_impl(
-    g: &ConvGeometry,
-    mid: usize,
-    tile: &[u32],
-    reduced: &[f32],
-    columns: &mut [f32],
-    copy: impl Fn(&mut [f32], &[f32]),
-) {
+fn channels_last_impl(g: &ConvGeometry, mid: usize, tile: &[u32], reduced: &[f32], columns: &mut [f32]) {
     let (h, wd) = (g.in_height(), g.in_width());
     let (k, d) = (g.kernel_width(), g.dilation());
     let depth = g.taps() * mid;
@@ -376,7 +294,7 @@ fn channels_last_impl(
             for (ky, dst) in row.chunks_exact_mut(k * mid).enumerate() {
                 let iy = y0 + ky as isize;
                 if iy >= 0 && (iy as usize) < h {
-                    copy(dst, &reduced[(iy as usize * wd + x0 as usize) * mid..][..k * mid]);
+                    copy_row(dst, &reduced[(iy as usize * wd + x0 as usize) * mid..][..k * mid]);
                 } else {
                     dst.fill(0.0);
                 }
@@ -386,7 +304,7 @@ fn channels_last_impl(
         for (tap, dst) in row.chunks_exact_mut(mid).enumerate() {
             let (iy, ix) = (y0 + ((tap / k) * d) as isize, x0 + ((tap % k) * d) as isize);
             if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd {
-                copy(dst, &reduced[(iy as usize * wd + ix as usize) * mid..][..mid]);
+                copy_row(dst, &reduced[(iy as usize * wd + ix as usize) * mid..][..mid]);
             } else {
                 dst.fill(0.0);
             }

@@ -58,45 +58,9 @@ pub(crate) fn l2_normalize_channels_with(
 /// output map's start. One per ISA build.
 pub(crate) type L2NormFn = unsafe fn(&[f32], usize, usize, f32, SharedMut<f32>, std::ops::Range<usize>);
 
-pub(crate) unsafe fn l2norm_portable(
-    x: &[f32],
-    c: usize,
-    plane: usize,
-    eps: f32,
-    y: SharedMut<f32>,
-    r: std::ops::Range<usize>,
-) {
-    // SAFETY: forwarded.
-    unsafe { l2norm_body(x, c, plane, eps, y, r) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn l2norm_avx2(
-    x: &[f32],
-    c: usize,
-    plane: usize,
-    eps: f32,
-    y: SharedMut<f32>,
-    r: std::ops::Range<usize>,
-) {
-    // SAFETY: forwarded.
-    unsafe { l2norm_body(x, c, plane, eps, y, r) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-pub(crate) unsafe fn l2norm_avx512(
-    x: &[f32],
-    c: usize,
-    plane: usize,
-    eps: f32,
-    y: SharedMut<f32>,
-    r: std::ops::Range<usize>,
-) {
-    // SAFETY: forwarded.
-    unsafe { l2norm_body(x, c, plane, eps, y, r) }
-}
+isa_builds!(l2norm_body => l2norm_portable, l2norm_avx2, l2norm_avx512(
+    x: &[f32], c: usize, plane: usize, eps: f32, y: SharedMut<f32>, r: std::ops::Range<usize>
+));
 
 /// The sum of squares is accumulated plane by plane (a multiply then an add: no FMA, so every
 /// build gives the same bits) into a chunk buffer, turned into factors, and every plane scaled.

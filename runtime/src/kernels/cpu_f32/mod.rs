@@ -26,6 +26,8 @@
 //! # Ok::<(), pag_runtime::PagError>(())
 //! ```
 
+#[macro_use]
+mod builds;
 pub(crate) mod argmax;
 mod conv;
 mod gated_block;

@@ -145,57 +145,10 @@ pub(crate) fn resize_with(
 pub(crate) type ResizeFn =
     unsafe fn(&[f32], usize, usize, usize, &mut [f32], usize, usize, Option<&[f32]>, &mut ResizeScratch);
 
-/// The portable build.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn resize_portable(
-    input: &[f32],
-    c: usize,
-    ih: usize,
-    iw: usize,
-    output: &mut [f32],
-    oh: usize,
-    ow: usize,
-    addend: Option<&[f32]>,
-    scratch: &mut ResizeScratch,
-) {
-    resize_impl(input, c, ih, iw, output, oh, ow, addend, scratch)
-}
-
-/// [`resize_impl`] compiled for AVX2 + FMA (8-wide blends, gathers for the widening).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn resize_avx2(
-    input: &[f32],
-    c: usize,
-    ih: usize,
-    iw: usize,
-    output: &mut [f32],
-    oh: usize,
-    ow: usize,
-    addend: Option<&[f32]>,
-    scratch: &mut ResizeScratch,
-) {
-    resize_impl(input, c, ih, iw, output, oh, ow, addend, scratch)
-}
-
-/// [`resize_impl`] compiled for AVX-512F (16-wide blends).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn resize_avx512(
-    input: &[f32],
-    c: usize,
-    ih: usize,
-    iw: usize,
-    output: &mut [f32],
-    oh: usize,
-    ow: usize,
-    addend: Option<&[f32]>,
-    scratch: &mut ResizeScratch,
-) {
-    resize_impl(input, c, ih, iw, output, oh, ow, addend, scratch)
-}
+isa_builds!(resize_impl => resize_portable, resize_avx2, resize_avx512(
+    input: &[f32], c: usize, ih: usize, iw: usize, output: &mut [f32], oh: usize, ow: usize,
+    addend: Option<&[f32]>, scratch: &mut ResizeScratch
+));
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
