@@ -88,22 +88,17 @@ impl PagKernelOp for GatedBlockOp {
         let rho = *rho.to_plain_array_view::<f32>()?.iter().next().context("ρ input is empty")?;
         let mode = mode_from_rho(rho);
         let mut x = x.into_arc_tensor();
-        if let Some(tensor) = Arc::get_mut(&mut x) {
-            // In place: the plan handed over its last reference to the block input.
-            let mut view = tensor.to_plain_array_view_mut::<f32>()?;
-            let slice = view.as_slice_mut().context("block input is not contiguous")?;
-            state.stats = Some(self.block.run_in_place(slice, mode, &mut state.scratch)?);
-            return Ok(TValue::from_const(x));
-        }
-        if self.input_borrowable() && Arc::strong_count(&x) == 2 {
-            // The other holder is the producer's output slot (see `set_input_borrowable`): it
-            // only hands the buffer out again once every reference of this frame is gone.
+        // In place when the plan handed over its last reference, or when the only other holder
+        // is the producer's output slot (see `set_input_borrowable`), which hands the buffer out
+        // again only once every reference of this frame is gone.
+        let unique = Arc::get_mut(&mut x).is_some();
+        if unique || (self.input_borrowable() && Arc::strong_count(&x) == 2) {
             let len = x.len();
             let ptr = x.as_ptr::<f32>()? as *mut f32;
-            // SAFETY: `x` is a contiguous f32 tensor of `len` elements (checked by `as_ptr`),
-            // its data a raw heap allocation; no one else reads or writes it while this block
-            // runs (the plan gave up its last reference, the producer's slot is only touched by
-            // the producer's next run, after this frame).
+            // SAFETY: `x` is a contiguous f32 tensor of `len` elements (checked by `as_ptr`), its
+            // data a raw heap allocation; no one else reads or writes it while this block runs
+            // (as above: the plan gave up its last reference, and a producer's slot is only
+            // touched by the producer's next run, after this frame).
             let slice = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
             state.stats = Some(self.block.run_in_place(slice, mode, &mut state.scratch)?);
             return Ok(TValue::from_const(x));

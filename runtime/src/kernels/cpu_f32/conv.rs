@@ -131,7 +131,7 @@ impl PerforatedConv {
 
     /// The same conv on the micro-kernels of `isa` (tests run every supported one).
     pub fn with_isa(mut self, isa: &'static CpuIsa) -> Self {
-        assert!(isa.is_supported(), "{} is not supported by this CPU", isa.name);
+        isa.assert_supported();
         self.isa = isa;
         self.direct = self.strided.is_some() && self.in_channels * self.geometry.taps() <= isa.strided_max_depth;
         self

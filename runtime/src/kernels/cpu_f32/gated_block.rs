@@ -298,7 +298,7 @@ impl GatedBlock {
 
     /// The same block on the micro-kernels of `isa` (tests run every supported one).
     pub fn with_isa(mut self, isa: &'static CpuIsa) -> Self {
-        assert!(isa.is_supported(), "{} is not supported by this CPU", isa.name);
+        isa.assert_supported();
         self.isa = isa;
         self
     }
@@ -556,7 +556,7 @@ pub fn gate_scores(x: &[f32], weights: &[f32], bias: f32, scores: &mut [f32]) {
 /// [`gate_scores`] on the build of `isa` (which the CPU must support).
 pub(crate) fn gate_scores_with(isa: &CpuIsa, x: &[f32], weights: &[f32], bias: f32, scores: &mut [f32]) {
     use rayon::prelude::*;
-    assert!(isa.is_supported(), "{} is not supported by this CPU", isa.name);
+    isa.assert_supported();
     let n = scores.len();
     let threads = rayon::current_num_threads();
     let chunk = n.div_ceil(threads.max(1)).max(1024);

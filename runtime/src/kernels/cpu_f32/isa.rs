@@ -110,6 +110,11 @@ impl CpuIsa {
         (self.detect)()
     }
 
+    /// Panics, naming the table, unless this CPU can run it (before any of its builds is called).
+    pub(crate) fn assert_supported(&self) {
+        assert!(self.is_supported(), "{} is not supported by this CPU", self.name);
+    }
+
     /// Every table this CPU can run, widest last.
     pub fn supported() -> Vec<&'static CpuIsa> {
         all().iter().copied().filter(|i| i.is_supported()).collect()

@@ -23,7 +23,7 @@ pub(crate) fn l2_normalize_channels_with(
     output: &mut [f32],
 ) {
     assert_eq!(input.len(), output.len(), "input and output lengths");
-    assert!(isa.is_supported(), "{} is not supported by this CPU", isa.name);
+    isa.assert_supported();
     if c == 0 || plane == 0 {
         return;
     }

@@ -133,7 +133,7 @@ pub(crate) fn resize_with(
     addend: Option<&[f32]>,
     scratch: &mut ResizeScratch,
 ) {
-    assert!(isa.is_supported(), "{} is not supported by this CPU", isa.name);
+    isa.assert_supported();
     if let Some(a) = addend {
         assert_eq!(a.len(), output.len(), "addend length");
     }

@@ -328,7 +328,7 @@ impl GatedBlockI8 {
 
     /// The same block with its element-wise loops built for `isa` (tests run every one).
     pub fn with_isa(mut self, isa: &'static CpuIsa) -> Self {
-        assert!(isa.is_supported(), "{} is not supported by this CPU", isa.name);
+        isa.assert_supported();
         self.isa = isa;
         self
     }
