@@ -73,3 +73,29 @@ fn sparse_execution_matches_onnxruntime_within_1e4() {
     assert!(modes.contains(&ComputeMode::Dense) && modes.contains(&ComputeMode::Native));
     assert!(modes.iter().any(|m| matches!(m, ComputeMode::Budget(_))));
 }
+
+/// The goldens on every kernel table this CPU runs, not only the one the dispatcher picks: the
+/// test above again in a child process per other table (`PAGRT_CPU_ISA` is read once per
+/// process). A whole-model check of each table catches what the kernels' own property tests do
+/// not reach: the AVX2 GEMM added some rows twice in products taller than its 128-row block,
+/// unseen while every development machine picked AVX-512.
+#[test]
+fn sparse_execution_matches_onnxruntime_on_every_kernel_table() {
+    if std::env::var_os("PAGRT_CPU_ISA").is_some() {
+        return; // a child run: the parent covers the tables.
+    }
+    let best = pag_runtime::kernels::cpu_f32::isa::best().name;
+    for isa in pag_runtime::kernels::cpu_f32::CpuIsa::supported() {
+        if isa.name == best {
+            continue;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["sparse_execution_matches_onnxruntime_within_1e4", "--exact", "--nocapture"])
+            .env("PAGRT_CPU_ISA", isa.name)
+            .output()
+            .unwrap();
+        let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "goldens on the {} kernels:\n{log}", isa.name);
+        assert!(log.contains("1 passed"), "the child ran the golden test on {}:\n{log}", isa.name);
+    }
+}

@@ -168,13 +168,15 @@ pub(super) unsafe fn gemm_blocked<const MR: usize, const NR: usize, const DIRECT
             let apack = &mut s.a[aoff..aoff + m_panels * kc * MR];
             for (ip, panel) in apack.chunks_exact_mut(kc * MR).enumerate() {
                 let i0 = ic + ip * MR;
-                let mr = MR.min(m - i0);
+                // The block's last tile stops at the block's end (MC need not be a multiple
+                // of MR: AVX2's 6), not at m: rows past it belong to the next block.
+                let mr = MR.min(ic + mc - i0);
                 if direct && mr == MR {
                     continue;
                 }
                 if a.1 == 1 {
                     for (p, col) in panel.chunks_exact_mut(MR).enumerate() {
-                        // SAFETY: rows i0.. i0 + mr ≤ m and column pc + p < k of A.
+                        // SAFETY: rows i0.. i0 + mr ≤ ic + mc ≤ m and column pc + p < k of A.
                         let src = unsafe { a.0.add(i0 + (pc + p) * a.2) };
                         if mr == MR {
                             // SAFETY: MR contiguous elements of one column of A.
@@ -205,7 +207,7 @@ pub(super) unsafe fn gemm_blocked<const MR: usize, const NR: usize, const DIRECT
                 let nr = NR.min(n - j0);
                 for (ip, apanel) in s.a[aoff..aoff + m_panels * kc * MR].chunks_exact(kc * MR).enumerate() {
                     let i0 = ic + ip * MR;
-                    let mr = MR.min(m - i0);
+                    let mr = MR.min(ic + mc - i0);
                     let scale = if first { beta } else { 1.0 };
                     // SAFETY: the tile's rows and columns are inside C.
                     let ptr = unsafe { c.0.add(i0 * c.1 + j0 * c.2) };

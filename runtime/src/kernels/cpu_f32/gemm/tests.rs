@@ -61,3 +61,37 @@ proptest! {
       }
     }
 }
+
+/// Products taller than a row block (`MC` = 128) and deeper than a depth block (`KC` = 256),
+/// where a micro-tile height that does not divide `MC` (AVX2's 6) must stop at the block's end:
+/// rows of the next block computed twice were added twice at the second depth block, which the
+/// proptest above (m < 70) never reached.
+#[test]
+fn tiles_stop_at_the_row_block_end() {
+    for isa in CpuIsa::supported() {
+        for (m, k, n, beta) in [(129, 300, 20, 0.0f32), (134, 257, 17, 1.0), (200, 300, 33, 0.5), (257, 520, 8, 0.0)] {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 101) as f32 / 101.0 - 0.5).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i * 104_729) % 89) as f32 / 89.0 - 0.5).collect();
+            let c0: Vec<f32> = (0..m * n).map(|i| ((i * 31) % 13) as f32 / 13.0).collect();
+            let mut c = c0.clone();
+            let mut scratch = GemmScratch::default();
+            // SAFETY: row-major operands of exactly these shapes.
+            unsafe {
+                sgemm_with(
+                    isa,
+                    (m, k, n),
+                    (a.as_ptr(), k, 1),
+                    (b.as_ptr(), n, 1),
+                    beta,
+                    (c.as_mut_ptr(), n, 1),
+                    &mut scratch,
+                );
+            }
+            let want = naive(m, k, n, &a, &b);
+            for (i, (&got, &w)) in c.iter().zip(&want).enumerate() {
+                let exp = w + beta as f64 * c0[i] as f64;
+                assert!((got as f64 - exp).abs() <= 1e-3, "{} {m}×{k}×{n}: element {i} got {got} want {exp}", isa.name);
+            }
+        }
+    }
+}
