@@ -31,9 +31,9 @@ pub struct CpuIsa {
     pub(crate) strided_split: SplitFn,
     /// Dense stride-2 convs with at most this many input channels × taps run on `strided`
     /// rather than im2col + GEMM: where it measured faster (`examples/conv_bench`, AMD EPYC Zen
-    /// 5: the direct kernel wins on the 3×3 RGB stem (27) on AVX2 and AVX-512, and on
-    /// 16-channel 2×2 (64) on AVX-512 only; the GEMM wins at depth 192, and the portable build
-    /// never).
+    /// 5 and Zen 3: the direct kernel wins on the 3×3 RGB stem (27) and on 16-channel 2×2 (64)
+    /// on AVX2 and AVX-512; at depth 192 they tie on AVX2 (Zen 3) and the GEMM wins on
+    /// AVX-512; the portable build never wins).
     pub(crate) strided_max_depth: usize,
     pub(crate) argmax: ArgmaxFn,
     pub(crate) l2norm: L2NormFn,
@@ -69,7 +69,7 @@ pub static AVX2: CpuIsa = CpuIsa {
     resize: resize::resize_avx2,
     strided: strided::strided_avx2,
     strided_split: strided::split_avx2,
-    strided_max_depth: 27,
+    strided_max_depth: 64,
     argmax: argmax::argmax_avx2,
     l2norm: l2norm::l2norm_avx2,
     gate: gated_block::gate_range_avx2,

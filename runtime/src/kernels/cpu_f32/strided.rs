@@ -103,7 +103,8 @@ pub(crate) unsafe fn split_portable(g: &ConvGeometry, src: &[f32], layout: Phase
     split_channel(g, src, layout, quad, deinterleave_scalar)
 }
 
-/// The AVX2 build of [`split_channel`].
+/// The AVX2 build of [`split_channel`] (an explicit shuffle-and-permute deinterleave measured no
+/// faster: the split is memory-bound; `examples/conv_bench` under perf, AMD EPYC Zen 3).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn split_avx2(g: &ConvGeometry, src: &[f32], layout: Phases, quad: &mut [f32]) {
@@ -290,45 +291,94 @@ pub(crate) unsafe fn strided_portable(args: &StridedArgs<'_>, rows: std::ops::Ra
     }
 }
 
-/// The AVX2 + FMA build: 8 output channels × 8 pixels in ymm accumulators.
+/// The AVX2 + FMA build: blocks of 6 output channels × 16 pixels in ymm accumulators (12 of the
+/// 16 registers), stored straight into the output rows.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn strided_avx2(args: &StridedArgs<'_>, rows: std::ops::Range<usize>, out: SharedMut<f32>) {
-    use std::arch::x86_64::*;
-    const CB: usize = 8;
     let k = Kernel::of(args);
     for y in rows {
         let mut x0 = 0;
         while x0 < k.ow {
-            let lanes = 8.min(k.ow - x0);
-            for c0 in (0..k.cout).step_by(CB) {
-                let mut acc = [_mm256_setzero_ps(); CB];
-                for (c, a) in acc.iter_mut().enumerate() {
-                    *a = _mm256_set1_ps(args.bias.get(c0 + c).copied().unwrap_or(0.0));
-                }
-                k.for_each_tap(args, y, x0, c0, CB, |src, w| {
-                    // SAFETY: `for_each_tap` hands out pointers with 8 (src) and CB (w) readable
-                    // floats.
-                    unsafe {
-                        let v = _mm256_loadu_ps(src);
-                        for (c, a) in acc.iter_mut().enumerate() {
-                            *a = _mm256_fmadd_ps(_mm256_set1_ps(*w.add(c)), v, *a);
+            let mut c0 = 0;
+            // SAFETY (each call): forwarded; x0 is a multiple of 8 and a block reads at most 16
+            // floats from it, so the loads stay inside the phase rows (16 readable past ow).
+            let width = if k.ow - x0 > 8 {
+                while c0 < k.cout {
+                    // 16 channels of a packed block as 6 + 6 + 4.
+                    c0 += unsafe {
+                        if PACK - c0 % PACK >= 6 {
+                            avx2_block::<6, 2>(&k, args, y, x0, c0, out)
+                        } else {
+                            avx2_block::<4, 2>(&k, args, y, x0, c0, out)
                         }
-                    }
-                });
-                let mut row = [0f32; 8];
-                for (c, a) in acc.iter().enumerate().take(k.cout - c0) {
-                    // SAFETY: `row` holds 8 floats; the output range is row y of plane c0 + c, this
-                    // call's alone.
-                    unsafe {
-                        _mm256_storeu_ps(row.as_mut_ptr(), *a);
-                        k.store(out, c0 + c, y, x0, &row[..lanes]);
-                    }
+                    };
                 }
-            }
-            x0 += 8;
+                16
+            } else {
+                while c0 < k.cout {
+                    c0 += unsafe { avx2_block::<8, 1>(&k, args, y, x0, c0, out) };
+                }
+                8
+            };
+            x0 += width;
         }
     }
+}
+
+/// Output row `y`, pixels `x0..x0 + 8·NV` (fewer at the row's end), output channels
+/// `c0..c0 + CB` (fewer past the last): returns `CB`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_block<const CB: usize, const NV: usize>(
+    k: &Kernel,
+    args: &StridedArgs<'_>,
+    y: usize,
+    x0: usize,
+    c0: usize,
+    out: SharedMut<f32>,
+) -> usize {
+    use std::arch::x86_64::*;
+    let lanes = (8 * NV).min(k.ow - x0);
+    let mut acc = [[_mm256_setzero_ps(); NV]; CB];
+    for (c, a) in acc.iter_mut().enumerate() {
+        *a = [_mm256_set1_ps(args.bias.get(c0 + c).copied().unwrap_or(0.0)); NV];
+    }
+    k.for_each_tap(args, y, x0, c0, CB, |src, w| {
+        // SAFETY: `for_each_tap` hands out pointers with 16 (src) and CB (w) readable floats.
+        unsafe {
+            let mut v = [_mm256_setzero_ps(); NV];
+            for (j, v) in v.iter_mut().enumerate() {
+                *v = _mm256_loadu_ps(src.add(8 * j));
+            }
+            for (c, a) in acc.iter_mut().enumerate() {
+                let wc = _mm256_set1_ps(*w.add(c));
+                for j in 0..NV {
+                    a[j] = _mm256_fmadd_ps(wc, v[j], a[j]);
+                }
+            }
+        }
+    });
+    let zero = _mm256_setzero_ps();
+    for (c, a) in acc.iter().enumerate().take(k.cout - c0) {
+        let mut row = [0f32; 16];
+        for (j, &v) in a.iter().enumerate() {
+            let v = if k.relu { _mm256_max_ps(v, zero) } else { v };
+            if lanes == 8 * NV {
+                // SAFETY: row y, pixels x0 + 8j..x0 + 8j + 8 of plane c0 + c: inside the
+                // output, this call's alone.
+                unsafe { _mm256_storeu_ps(k.at(out, c0 + c, y, x0 + 8 * j), v) };
+            } else {
+                // SAFETY: `row` holds 16 floats.
+                unsafe { _mm256_storeu_ps(row.as_mut_ptr().add(8 * j), v) };
+            }
+        }
+        if lanes < 8 * NV {
+            // SAFETY: the output range is row y of plane c0 + c, this call's alone.
+            unsafe { k.store(out, c0 + c, y, x0, &row[..lanes]) };
+        }
+    }
+    CB
 }
 
 /// The AVX-512 build: 8 output channels × 32 pixels (two zmm each; 16 where fewer than 32
@@ -439,7 +489,7 @@ impl Kernel {
     }
 
     /// Calls `f(src, w)` for every input channel and tap of output channels `c0..c0 + cb`
-    /// (`cb` divides [`PACK`]) at row `y`, pixel `x0`: `src` points at the phase row the tap
+    /// (inside one block of [`PACK`]) at row `y`, pixel `x0`: `src` points at the phase row the tap
     /// reads (readable up to 16 floats past column `ow`, through the next rows or the tail slack)
     /// and `w` at the `cb` weights of that tap.
     #[inline(always)]
@@ -454,14 +504,31 @@ impl Kernel {
     ) {
         let block = &args.weights[(c0 / PACK) * self.cin * self.taps * PACK..][..self.cin * self.taps * PACK];
         let within = c0 % PACK;
-        debug_assert!(within + cb <= PACK);
+        assert!(within + cb <= PACK);
+        let offsets = &self.tap_offsets[..self.taps];
+        let first = y * self.stride + x0;
+        // The furthest float any tap's 16-float read reaches: checked once, not per tap.
+        let furthest = (self.cin - 1) * 4 * self.plane + first + offsets.iter().max().copied().unwrap_or(0) + 16;
+        assert!(furthest <= args.phases.len(), "phase buffer too short");
+        let (phases, weights) = (args.phases.as_ptr(), block[within..].as_ptr());
         for ci in 0..self.cin {
-            let base = &args.phases[ci * 4 * self.plane + y * self.stride + x0..];
-            let wci = &block[ci * self.taps * PACK + within..];
-            for (t, &off) in self.tap_offsets[..self.taps].iter().enumerate() {
-                f(base[off..].as_ptr(), wci[t * PACK..].as_ptr());
+            // SAFETY: every tap's source, with 16 floats after it, is inside `phases` (asserted
+            // above); the weights of channel ci, tap t, lanes within..within + cb are inside
+            // `block` (within + cb ≤ PACK).
+            unsafe {
+                let base = phases.add(ci * 4 * self.plane + first);
+                let wci = weights.add(ci * self.taps * PACK);
+                for (t, &off) in offsets.iter().enumerate() {
+                    f(base.add(off), wci.add(t * PACK));
+                }
             }
         }
+    }
+
+    /// The output address of row `y`, pixel `x0` of plane `c`.
+    #[inline(always)]
+    fn at(&self, out: SharedMut<f32>, c: usize, y: usize, x0: usize) -> *mut f32 {
+        out.0.wrapping_add(c * self.plane_out + y * self.ow + x0)
     }
 
     /// Writes `values` (through a ReLU when the conv has one) at row `y`, pixels `x0..` of
