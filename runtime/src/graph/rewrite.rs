@@ -42,11 +42,17 @@ pub(super) fn install_sparse_ops(
         let (input, output) = (find(model, &b.spec.input)?, find(model, &b.spec.output)?);
         if let crate::kernels::AnyGatedBlock::I8(block) = &b.block {
             let kernel = block.kernel();
-            let note = format!(
-                "int8 blocks run on tract-linalg's `{}`, a kernel without dot-product int8 instructions \
-                 (VNNI, AVX-VNNI, AMX, SDOT): on it the float model is faster",
-                kernel.name()
-            );
+            let note = if matches!(kernel, crate::kernels::cpu_i8::I8Kernel::Avx2) {
+                "int8 blocks run on pagrt's exact AVX2 kernel: this CPU has no dot-product int8 \
+                 instructions (VNNI, AVX-VNNI, AMX, SDOT), so int8 runs at about the float model's speed"
+                    .to_string()
+            } else {
+                format!(
+                    "int8 blocks run on tract-linalg's `{}`, a kernel without dot-product int8 instructions \
+                     (VNNI, AVX-VNNI, AMX, SDOT): on it the float model is faster",
+                    kernel.name()
+                )
+            };
             if !kernel.has_dot_product() && !fallbacks.contains(&note) {
                 fallbacks.push(note);
             }

@@ -25,12 +25,18 @@ use crate::error::{PagError, Result};
 #[derive(Debug, Clone)]
 pub enum I8Kernel {
     Vnni,
-    Tract { mmm: Box<dyn MatMatMul>, packing: usize },
+    /// pagrt's exact AVX2 kernel ([`super::avx2`]).
+    Avx2,
+    Tract {
+        mmm: Box<dyn MatMatMul>,
+        packing: usize,
+    },
 }
 
 impl I8Kernel {
     /// The fastest kernel here for an `m × k × n` product: pagrt's VNNI kernel where the CPU
-    /// has AVX-512 VNNI, else the one tract-linalg prefers. `PAGRT_INT8_KERNEL=<name>` overrides
+    /// has AVX-512 VNNI, else tract-linalg's choice where it has dot-product int8 (AVX-VNNI,
+    /// AMX, SDOT), else pagrt's AVX2 kernel where the CPU has AVX2, else tract-linalg's choice. `PAGRT_INT8_KERNEL=<name>` overrides
     /// it (benchmarks, debugging).
     pub fn best(m: usize, k: usize, n: usize) -> Result<I8Kernel> {
         if let Ok(name) = std::env::var("PAGRT_INT8_KERNEL") {
@@ -42,7 +48,12 @@ impl I8Kernel {
         if super::vnni::supported() {
             return Ok(I8Kernel::Vnni);
         }
-        Self::tract_best(m, k, n)
+        let tract = Self::tract_best(m, k, n);
+        match tract {
+            Ok(t) if t.has_dot_product() => Ok(t),
+            _ if super::avx2::supported() => Ok(I8Kernel::Avx2),
+            other => other,
+        }
     }
 
     fn tract_best(m: usize, k: usize, n: usize) -> Result<I8Kernel> {
@@ -60,6 +71,9 @@ impl I8Kernel {
     /// [`I8Kernel::best`] picks).
     pub fn all(m: usize, k: usize, n: usize) -> Vec<I8Kernel> {
         let mut kernels = Self::tract_all(m, k, n);
+        if super::avx2::supported() {
+            kernels.insert(0, I8Kernel::Avx2);
+        }
         if super::vnni::supported() {
             kernels.insert(0, I8Kernel::Vnni);
         }
@@ -93,6 +107,7 @@ impl I8Kernel {
     pub fn name(&self) -> &str {
         match self {
             I8Kernel::Vnni => "vnni",
+            I8Kernel::Avx2 => "pagrt_avx2",
             I8Kernel::Tract { mmm, .. } => mmm.name(),
         }
     }
@@ -101,6 +116,7 @@ impl I8Kernel {
     pub fn pack_weights(&self, weights: &[i8], m: usize, k: usize) -> Result<PackedWeights> {
         match self {
             I8Kernel::Vnni => Ok(PackedWeights::Vnni(super::vnni::VnniWeights::pack(weights, m, k))),
+            I8Kernel::Avx2 => Ok(PackedWeights::Avx2(super::avx2::Avx2Weights::pack(weights, m, k))),
             I8Kernel::Tract { mmm, packing } => {
                 let tensor = Tensor::from_shape(&[m, k], weights).map_err(|e| internal(format!("{e:#}")))?;
                 let packed = mmm.packings()[*packing]
@@ -143,6 +159,12 @@ impl I8Kernel {
             (I8Kernel::Vnni, PackedWeights::Vnni(vw)) => {
                 // SAFETY: listed only where the CPU supports it; sizes asserted above.
                 unsafe { super::vnni::conv_k4(vw, act, ld, n, &mut s.out[..n * m]) };
+                &s.out[..n * m]
+            }
+            #[cfg(target_arch = "x86_64")]
+            (I8Kernel::Avx2, PackedWeights::Avx2(aw)) => {
+                // SAFETY: listed only where the CPU supports it; sizes asserted above.
+                unsafe { super::avx2::conv_k4(aw, act, ld, n, &mut s.out[..n * m]) };
                 &s.out[..n * m]
             }
             (I8Kernel::Tract { .. }, PackedWeights::Tract { shift, .. }) => {
@@ -192,6 +214,7 @@ impl I8Kernel {
 #[derive(Debug, Clone)]
 pub enum PackedWeights {
     Vnni(super::vnni::VnniWeights),
+    Avx2(super::avx2::Avx2Weights),
     /// tract-linalg multiplies s8 by s8: the activations are packed as `u8 − 128`, and
     /// `shift[o] = 128 · Σ_k W[o][k]` restores the u8 product.
     Tract {
@@ -207,6 +230,7 @@ impl PackedWeights {
     pub fn dims(&self) -> (usize, usize) {
         match self {
             PackedWeights::Vnni(w) => (w.m(), w.k()),
+            PackedWeights::Avx2(w) => (w.m(), w.k()),
             PackedWeights::Tract { m, k, .. } => (*m, *k),
         }
     }
