@@ -22,7 +22,11 @@ def main():
         outs = sess.run(["seg_logits", "depth", "normals"], feed)
         for name, o in zip(["seg_logits", "depth", "normals"], outs):
             diff = float(np.abs(o - np.load(os.path.join(d, f"{name}.npy"))).max())
-            ok = diff <= 1e-5
+            # The goldens' tolerance everywhere (1e-4): onnxruntime's own outputs move by
+            # ~1e-5 between its AVX2 and AVX-512 kernels (1.1e-5 / 1.3e-5 on two logits goldens
+            # recorded on AVX-512 and re-run on an AMD Zen 3), while a changed model or golden
+            # moves them by orders of magnitude more.
+            ok = diff <= 1e-4
             passed += ok
             failed += not ok
             print(f"{'ok  ' if ok else 'FAIL'} {case['case']}/{name}: max |ORT now − golden| = {diff:.2e}")

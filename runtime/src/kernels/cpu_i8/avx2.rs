@@ -66,22 +66,15 @@ pub unsafe fn conv_k4(w: &Avx2Weights, act: &[u8], ld: usize, n: usize, out: &mu
         let lanes = (n - j).min(8);
         let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
         let (a, o_ptr) = (act.as_ptr().add(j * 4), out.as_mut_ptr().add(j));
-        let mut o = 0;
-        while o < m {
-            let wp = w.pairs.as_ptr().add(o * kq * 2);
-            let step = match m - o {
-                8.. => 8,
-                4.. => 4,
-                _ => 1,
-            };
+        for (o, width) in super::channel_blocks(m, &[8, 4, 1]) {
+            let (wp, dst) = (w.pairs.as_ptr().add(o * kq * 2), o_ptr.add(o * n));
             // SAFETY (each): pixels j..j + lanes of every quad row are inside `act` (asserted
-            // above), channels o..o + step inside the weights and `out`.
-            match step {
-                8 => tile::<8>(wp, kq, a, ld, o_ptr.add(o * n), n, lanes, mask),
-                4 => tile::<4>(wp, kq, a, ld, o_ptr.add(o * n), n, lanes, mask),
-                _ => tile::<1>(wp, kq, a, ld, o_ptr.add(o * n), n, lanes, mask),
+            // above), channels o..o + width inside the weights and `out`.
+            match width {
+                8 => tile::<8>(wp, kq, a, ld, dst, n, lanes, mask),
+                4 => tile::<4>(wp, kq, a, ld, dst, n, lanes, mask),
+                _ => tile::<1>(wp, kq, a, ld, dst, n, lanes, mask),
             }
-            o += step;
         }
         j += 8;
     }

@@ -31,6 +31,19 @@ pub(crate) fn up4(n: usize) -> usize {
     n.div_ceil(4) * 4
 }
 
+/// The output-channel blocks of a kernel's product over `m` channels: `(first, width)`, each
+/// the widest of `widths` (descending, ending with 1) that fits in what is left.
+pub(crate) fn channel_blocks(m: usize, widths: &'static [usize]) -> impl Iterator<Item = (usize, usize)> {
+    let mut o = 0;
+    std::iter::from_fn(move || {
+        (o < m).then(|| {
+            let width = widths.iter().copied().find(|&w| w <= m - o).unwrap_or(1);
+            o += width;
+            (o - width, width)
+        })
+    })
+}
+
 /// Grows `buffer` to at least `len` elements (never shrinks).
 pub(crate) fn grow<T: Default + Clone>(buffer: &mut Vec<T>, len: usize) {
     if buffer.len() < len {

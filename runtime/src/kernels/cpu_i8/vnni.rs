@@ -67,21 +67,14 @@ pub unsafe fn conv_k4(w: &VnniWeights, act: &[u8], ld: usize, n: usize, out: &mu
         let lanes = (n - j).min(16);
         let mask = super::simd::lanes_mask(lanes);
         let (a, o_ptr) = (act.as_ptr().add(j * 4), out.as_mut_ptr().add(j));
-        let mut o = 0;
-        while o < m {
-            let wq = w.quads.as_ptr().add(o * kq);
-            match m - o {
-                16.. => tile::<16>(wq, kq, a, ld, o_ptr.add(o * n), n, mask),
-                8.. => tile::<8>(wq, kq, a, ld, o_ptr.add(o * n), n, mask),
-                4.. => tile::<4>(wq, kq, a, ld, o_ptr.add(o * n), n, mask),
-                _ => tile::<1>(wq, kq, a, ld, o_ptr.add(o * n), n, mask),
+        for (o, width) in super::channel_blocks(m, &[16, 8, 4, 1]) {
+            let (wq, dst) = (w.quads.as_ptr().add(o * kq), o_ptr.add(o * n));
+            match width {
+                16 => tile::<16>(wq, kq, a, ld, dst, n, mask),
+                8 => tile::<8>(wq, kq, a, ld, dst, n, mask),
+                4 => tile::<4>(wq, kq, a, ld, dst, n, mask),
+                _ => tile::<1>(wq, kq, a, ld, dst, n, mask),
             }
-            o += match m - o {
-                16.. => 16,
-                8.. => 8,
-                4.. => 4,
-                _ => 1,
-            };
         }
         j += 16;
     }
