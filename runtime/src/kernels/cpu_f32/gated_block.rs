@@ -75,8 +75,8 @@ pub struct MultiPoolWeights<'a> {
 
 #[derive(Debug, Clone)]
 enum Branch {
-    /// Weights `[mid_out][tap][mid_in]` (the GEMM's right operand, transposed, for
-    /// channels-last im2col), bias, ReLU.
+    /// Weights `[tap][mid_in][mid_out]` (the GEMM's right operand, row-major, for channels-last
+    /// im2col), bias, ReLU.
     Conv {
         weights: Vec<f32>,
         bias: Vec<f32>,
@@ -92,7 +92,7 @@ pub struct GatedBlock {
     isa: &'static CpuIsa,
     gate_weights: Vec<f32>,
     gate_bias: f32,
-    /// `[mid][C]`.
+    /// `[C][mid]` (the reduce conv's `[mid][C]` transposed: the GEMM's row-major right operand).
     reduce_weights: Vec<f32>,
     reduce_bias: Vec<f32>,
     /// `[P][mid]` (MultiPool blocks only).
@@ -188,6 +188,19 @@ fn taps_last_to_middle(w: &[f32], out: usize, inp: usize, taps: usize) -> Vec<f3
     t
 }
 
+/// The `cols × rows` transpose of a row-major `rows × cols` matrix: weights stored as the GEMM's
+/// row-major right operand, so that packing its panels copies rows instead of gathering columns
+/// (same values, same products: the results keep their bits).
+fn transposed(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0f32; rows * cols];
+    for (r, row) in w.chunks_exact(cols).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            t[c * rows + r] = v;
+        }
+    }
+    t
+}
+
 /// Grows `buffer` to at least `len` elements.
 fn grow(buffer: &mut Vec<f32>, len: usize) {
     if buffer.len() < len {
@@ -211,7 +224,7 @@ impl GatedBlock {
         check("spatial weights", weights.spatial_weights.len(), &[mid, mid, k, k])?;
         check("spatial bias", weights.spatial_bias.len(), &[mid])?;
         let branch = Branch::Conv {
-            weights: taps_last_to_middle(weights.spatial_weights, mid, mid, k * k),
+            weights: transposed(&taps_last_to_middle(weights.spatial_weights, mid, mid, k * k), mid, k * k * mid),
             bias: weights.spatial_bias.to_vec(),
             relu: true,
         };
@@ -247,7 +260,7 @@ impl GatedBlock {
             let geometry = crate::pag::ConvGeometry::new(input, (3, 3), 1, d, [d; 4])?;
             shapes.push(BranchShape::Conv { geometry, relu: b.relu });
             branches.push(Branch::Conv {
-                weights: taps_last_to_middle(b.weights, mid, mid, 9),
+                weights: transposed(&taps_last_to_middle(b.weights, mid, mid, 9), mid, 9 * mid),
                 bias: b.bias.to_vec(),
                 relu: b.relu,
             });
@@ -285,7 +298,7 @@ impl GatedBlock {
             isa: isa::best(),
             gate_weights: weights.gate_weights.to_vec(),
             gate_bias: weights.gate_bias[0],
-            reduce_weights: weights.reduce_weights.to_vec(),
+            reduce_weights: transposed(weights.reduce_weights, mid, c),
             reduce_bias: weights.reduce_bias.to_vec(),
             selector_weights: selector_weights.to_vec(),
             selector_bias: selector_bias.to_vec(),
@@ -360,7 +373,7 @@ impl GatedBlock {
     fn reduce_tile(&self, x: &[f32], tile: &[u32], reduced: SharedMut<f32>, w: &mut TileScratch) {
         let (c, mid, n) = (self.shape.channels, self.shape.mid, self.shape.pixels());
         let t = tile.len();
-        let wr = (self.reduce_weights.as_ptr(), 1, c);
+        let wr = (self.reduce_weights.as_ptr(), mid, 1);
         let first = tile[0] as usize;
         if tile[t - 1] as usize - first == t - 1 {
             // Consecutive pixels: rows first..first+t of reduced (t × mid) = xᵀ · Wᵀ, read in place.
@@ -413,9 +426,8 @@ impl GatedBlock {
                 let columns = &mut w.columns[..t * depth];
                 // SAFETY: a `CpuIsa` in use is supported by this CPU (checked where it is chosen).
                 unsafe { (self.isa.im2col_channels_last)(geometry, mid, tile, reduced, columns) };
-                let ws = (weights.as_ptr(), 1, depth);
-                // SAFETY: columns is t × depth, the weights mid × depth (read transposed), spatial
-                // t × mid.
+                let ws = (weights.as_ptr(), mid, 1);
+                // SAFETY: columns is t × depth, the weights depth × mid, spatial t × mid.
                 unsafe {
                     sgemm_with(
                         self.isa,
