@@ -52,8 +52,9 @@ def main():
         print("FAIL fewer than the 36 quantized convs fused into QLinearConv")
         failed += 1
     # onnxruntime's u8 × s8 convs on x86 without VNNI run on AVX2's vpmaddubsw, whose 16-bit pair
-    # sums saturate on full-range s8 weights (the likely cause, not traced further). Measured on
-    # an AMD EPYC Zen 3: labels agree with
+    # sums saturate on full-range s8 weights: the same model written with `pag calibrate
+    # --reduce-range` (7-bit weights) agrees on 99.62 % / 99.84 % there. Measured on an AMD EPYC
+    # Zen 3: labels agree with
     # float on only 83.5 % (ρ=0.5) and 91.9 % (native) of pixels, against ≥ 99.6 % on AVX-512 VNNI,
     # while pagrt's exact int8 kernels keep ≥ 99.78 % on the same CPU (tests/int8_model.rs).
     # There the accuracy bounds are reported, not enforced: they would test onnxruntime's kernel.

@@ -351,3 +351,33 @@ fn an_unwritable_output_is_refused_before_any_work() {
     assert!(e.contains("is a directory"), "{e}");
     assert!(matches!(calibrate(&o, &mut |_| {}), Err(CalibrationError::Output(_))));
 }
+
+/// `--reduce-range`: every weight within ±63 with each channel reaching it (7-bit weights, for
+/// onnxruntime on x86 without VNNI), the metadata says so, the statistics cache of the same
+/// model and images is reused, and the runtime loads it onto its int8 kernels.
+#[test]
+fn reduced_range_weights_stay_within_seven_bits() {
+    use pb::tensor_proto::DataType;
+    let (full, first) = calibrated();
+    let out = full.with_file_name("int8_rr.onnx");
+    let mut o = options(&out, 8);
+    o.cache = Some(first.cache_path.clone());
+    o.reduce_range = true;
+    let report = calibrate(&o, &mut |_| {}).expect("calibrates");
+    assert!(report.cache_status.is_hit(), "same model and images: {:?}", report.cache_status);
+    let q = decode(&out);
+    let g = q.graph.as_ref().unwrap();
+    let weights: Vec<&TensorProto> =
+        g.initializer.iter().filter(|t| dt(t) == DataType::Int8 && t.dims.len() == 4).collect();
+    assert_eq!(weights.len(), 36);
+    for w in weights {
+        let per = w.raw_data.len() / w.dims[0] as usize;
+        for row in w.raw_data.chunks(per) {
+            assert!(row.iter().all(|&b| (b as i8).abs() <= 63), "{}: a weight beyond ±63", w.name);
+            assert!(row.iter().all(|&b| b == 0) || row.iter().any(|&b| (b as i8).abs() == 63), "{}", w.name);
+        }
+    }
+    assert!(meta(&q)["pag.quantization"].contains("7-bit"), "{}", meta(&q)["pag.quantization"]);
+    let model = pag_runtime::PagModel::load(&out).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(model.sparse_op_counts(), (9, 0));
+}

@@ -39,6 +39,10 @@ pub struct CalibrateArgs {
     /// Threads running calibration frames (default: every core).
     #[arg(long)]
     threads: Option<usize>,
+    /// 7-bit weights (±63), onnxruntime's "reduce range": for checking the model with
+    /// onnxruntime on x86 CPUs without VNNI, whose int8 kernels lose accuracy on 8-bit weights.
+    #[arg(long)]
+    reduce_range: bool,
 }
 
 pub fn calibrate(a: CalibrateArgs) -> Result<()> {
@@ -51,6 +55,7 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     opts.method = a.method;
     opts.keep_float = a.keep_float.into_iter().filter(|s| !s.is_empty()).collect();
     opts.threads = a.threads;
+    opts.reduce_range = a.reduce_range;
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{msg:28} [{bar:40}] {pos}/{len}, eta {eta}")

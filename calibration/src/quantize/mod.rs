@@ -45,6 +45,10 @@ pub struct CalibrateOptions {
     pub keep_float: Vec<String>,
     /// Threads running calibration frames (`None`: every core).
     pub threads: Option<usize>,
+    /// 7-bit weights (±63) instead of 8-bit (±127): onnxruntime's "reduce range", for its int8
+    /// kernels on x86 without VNNI, whose 16-bit pair sums (AVX2 `vpmaddubsw`) saturate on
+    /// full-range weights. pagrt runs either exactly.
+    pub reduce_range: bool,
 }
 
 impl CalibrateOptions {
@@ -58,6 +62,7 @@ impl CalibrateOptions {
             method: DEFAULT_METHOD,
             keep_float: DEFAULT_KEEP_FLOAT.iter().map(|s| s.to_string()).collect(),
             threads: None,
+            reduce_range: false,
         }
     }
 
@@ -133,13 +138,13 @@ pub fn calibrate(
     let meta = serde_json::json!({
         "format": "qdq",
         "activations": "u8 per-tensor asymmetric",
-        "weights": "s8 per-channel symmetric",
+        "weights": if opts.reduce_range { "s8 per-channel symmetric, 7-bit range (±63)" } else { "s8 per-channel symmetric" },
         "method": opts.method.name(),
         "images": set.description,
         "kept_float": opts.keep_float,
         "calibration_sha256": stats_cache.sha256(),
     });
-    let out = quantize_model(&proto, &plan, &params, &meta.to_string())?;
+    let out = quantize_model(&proto, &plan, &params, &meta.to_string(), if opts.reduce_range { 63 } else { 127 })?;
     let bytes = prost::Message::encode_to_vec(&out);
     std::fs::write(&opts.out, &bytes).map_err(|source| CalibrationError::Io { path: opts.out.clone(), source })?;
     Ok(CalibrateReport {

@@ -220,19 +220,21 @@ fn floats(t: &TensorProto) -> Result<Vec<f32>, CalibrationError> {
     Ok(v)
 }
 
-/// Per-output-channel symmetric int8: `s[o] = max|W[o]| / 127` (1 if 0),
-/// `q = clamp(round_half_even(W / s[o]), −127, 127)`.
-pub fn quantize_weights(w: &[f32], out_channels: usize) -> (Vec<i8>, Vec<f32>) {
+/// Per-output-channel symmetric int8 with `limit` = 127 (8-bit weights) or 63 (7-bit, "reduce
+/// range"): `s[o] = max|W[o]| / limit` (1 if 0), `q = clamp(round_half_even(W / s[o]), −limit,
+/// limit)`.
+pub fn quantize_weights(w: &[f32], out_channels: usize, limit: i8) -> (Vec<i8>, Vec<f32>) {
+    let limit = limit as f32;
     let per = w.len() / out_channels.max(1);
     let mut q = Vec::with_capacity(w.len());
     let mut scales = Vec::with_capacity(out_channels);
     for row in w.chunks(per.max(1)) {
-        let mut s = row.iter().fold(0f32, |m, x| m.max(x.abs())) / 127.0;
+        let mut s = row.iter().fold(0f32, |m, x| m.max(x.abs())) / limit;
         if s == 0.0 || !s.is_finite() {
             s = 1.0;
         }
         scales.push(s);
-        q.extend(row.iter().map(|x| (x / s).round_ties_even().clamp(-127.0, 127.0) as i8));
+        q.extend(row.iter().map(|x| (x / s).round_ties_even().clamp(-limit, limit) as i8));
     }
     (q, scales)
 }
@@ -244,6 +246,7 @@ pub fn quantize_model(
     plan: &QdqPlan,
     params: &BTreeMap<String, ActivationParams>,
     quantization: &str,
+    weight_limit: i8,
 ) -> Result<ModelProto, CalibrationError> {
     use pb::tensor_proto::DataType;
     let mut out = proto.clone();
@@ -283,7 +286,7 @@ pub fn quantize_model(
     for c in &plan.quantized {
         let wt = &inits[&c.weight];
         let o = wt.dims[0] as usize;
-        let (wq, sw) = quantize_weights(&floats(wt)?, o);
+        let (wq, sw) = quantize_weights(&floats(wt)?, o, weight_limit);
         new_inits.push(raw_tensor(
             qname(&c.weight, "quantized"),
             wt.dims.clone(),
@@ -427,12 +430,22 @@ mod tests {
     #[test]
     fn weights_are_symmetric_per_channel_rounded_half_to_even_and_never_minus_128() {
         // Channel 0: max 127 → scale 1, 2.5 → 2, −3.5 → −4; channel 1 all zero → scale 1.
-        let (q, s) = quantize_weights(&[127.0, 2.5, -3.5, -127.0, 0.0, 0.0, 0.0, 0.0], 2);
+        let (q, s) = quantize_weights(&[127.0, 2.5, -3.5, -127.0, 0.0, 0.0, 0.0, 0.0], 2, 127);
         assert_eq!(s, [1.0, 1.0]);
         assert_eq!(q, [127, 2, -4, -127, 0, 0, 0, 0]);
-        let (q, s) = quantize_weights(&[-0.3, 0.1, 0.2, 0.05], 1);
+        let (q, s) = quantize_weights(&[-0.3, 0.1, 0.2, 0.05], 1, 127);
         assert_eq!(s, [0.3 / 127.0]);
         assert_eq!(q[0], -127);
         assert!(q.iter().all(|&v| v != i8::MIN));
+    }
+
+    #[test]
+    fn reduced_range_weights_use_seven_bits() {
+        // Max 63 → scale 1; 2.5 → 2, −3.5 → −4, −63 stays; every value within ±63.
+        let (q, s) = quantize_weights(&[63.0, 2.5, -3.5, -63.0], 1, 63);
+        assert_eq!((q, s), (vec![63, 2, -4, -63], vec![1.0]));
+        let (q, s) = quantize_weights(&[-0.3, 0.1, 0.2, 0.05, 9.0, -1.0, 0.5, 0.25], 2, 63);
+        assert_eq!(s, [0.3 / 63.0, 9.0 / 63.0]);
+        assert!(q.iter().all(|&v| (-63..=63).contains(&v)) && q[0] == -63 && q[4] == 63);
     }
 }
