@@ -175,13 +175,14 @@ fn check(what: &str, got: usize, shape: &[usize]) -> Result<()> {
     Ok(())
 }
 
-/// `[out][in][taps]` → `[out][tap][in]`.
-fn taps_last_to_middle(w: &[f32], out: usize, inp: usize, taps: usize) -> Vec<f32> {
+/// `[out][in][taps]` (ONNX) → `[tap][in][out]`: the spatial conv's weights as the GEMM's
+/// row-major right operand for channels-last im2col (packing its panels then copies rows).
+fn taps_in_out(w: &[f32], out: usize, inp: usize, taps: usize) -> Vec<f32> {
     let mut t = vec![0f32; out * taps * inp];
-    for (o, block) in t.chunks_exact_mut(taps * inp).enumerate() {
-        for tap in 0..taps {
-            for i in 0..inp {
-                block[tap * inp + i] = w[(o * inp + i) * taps + tap];
+    for (o, per_out) in w.chunks_exact(inp * taps).enumerate() {
+        for (i, per_in) in per_out.chunks_exact(taps).enumerate() {
+            for (tap, &v) in per_in.iter().enumerate() {
+                t[(tap * inp + i) * out + o] = v;
             }
         }
     }
@@ -224,7 +225,7 @@ impl GatedBlock {
         check("spatial weights", weights.spatial_weights.len(), &[mid, mid, k, k])?;
         check("spatial bias", weights.spatial_bias.len(), &[mid])?;
         let branch = Branch::Conv {
-            weights: transposed(&taps_last_to_middle(weights.spatial_weights, mid, mid, k * k), mid, k * k * mid),
+            weights: taps_in_out(weights.spatial_weights, mid, mid, k * k),
             bias: weights.spatial_bias.to_vec(),
             relu: true,
         };
@@ -260,7 +261,7 @@ impl GatedBlock {
             let geometry = crate::pag::ConvGeometry::new(input, (3, 3), 1, d, [d; 4])?;
             shapes.push(BranchShape::Conv { geometry, relu: b.relu });
             branches.push(Branch::Conv {
-                weights: transposed(&taps_last_to_middle(b.weights, mid, mid, 9), mid, 9 * mid),
+                weights: taps_in_out(b.weights, mid, mid, 9),
                 bias: b.bias.to_vec(),
                 relu: b.relu,
             });

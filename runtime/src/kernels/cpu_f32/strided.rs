@@ -361,19 +361,20 @@ unsafe fn avx2_block<const CB: usize, const NV: usize>(
     });
     let zero = _mm256_setzero_ps();
     for (c, a) in acc.iter().enumerate().take(k.cout - c0) {
-        let mut row = [0f32; 16];
-        for (j, &v) in a.iter().enumerate() {
-            let v = if k.relu { _mm256_max_ps(v, zero) } else { v };
-            if lanes == 8 * NV {
+        if lanes == 8 * NV {
+            for (j, &v) in a.iter().enumerate() {
+                let v = if k.relu { _mm256_max_ps(v, zero) } else { v };
                 // SAFETY: row y, pixels x0 + 8j..x0 + 8j + 8 of plane c0 + c: inside the
                 // output, this call's alone.
                 unsafe { _mm256_storeu_ps(k.at(out, c0 + c, y, x0 + 8 * j), v) };
-            } else {
+            }
+        } else {
+            // The row's end: through a buffer, `store` applying the ReLU.
+            let mut row = [0f32; 16];
+            for (j, &v) in a.iter().enumerate() {
                 // SAFETY: `row` holds 16 floats.
                 unsafe { _mm256_storeu_ps(row.as_mut_ptr().add(8 * j), v) };
             }
-        }
-        if lanes < 8 * NV {
             // SAFETY: the output range is row y of plane c0 + c, this call's alone.
             unsafe { k.store(out, c0 + c, y, x0, &row[..lanes]) };
         }
@@ -462,6 +463,8 @@ struct Kernel {
     stride: usize,
     plane: usize,
     tap_offsets: [usize; 9],
+    /// The largest of `tap_offsets`.
+    max_offset: usize,
     relu: bool,
 }
 
@@ -484,6 +487,7 @@ impl Kernel {
             stride,
             plane,
             tap_offsets,
+            max_offset: tap_offsets.iter().max().copied().unwrap_or(0),
             relu: args.relu,
         }
     }
@@ -508,7 +512,7 @@ impl Kernel {
         let offsets = &self.tap_offsets[..self.taps];
         let first = y * self.stride + x0;
         // The furthest float any tap's 16-float read reaches: checked once, not per tap.
-        let furthest = (self.cin - 1) * 4 * self.plane + first + offsets.iter().max().copied().unwrap_or(0) + 16;
+        let furthest = (self.cin - 1) * 4 * self.plane + first + self.max_offset + 16;
         assert!(furthest <= args.phases.len(), "phase buffer too short");
         let (phases, weights) = (args.phases.as_ptr(), block[within..].as_ptr());
         for ci in 0..self.cin {
