@@ -1,6 +1,8 @@
 //! Bilinear resize of NCHW f32 maps with ONNX `half_pixel` coordinates (pytorch's
 //! `align_corners=False`), edges clamped: the fast kernel behind [`crate::ops::ResizeOp`].
 
+use super::parallel::SharedMut;
+
 /// One output coordinate of one axis: the two input indices it reads and the weight of the
 /// second (`1 - weight` goes to the first).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,10 +49,11 @@ impl ResizeScratch {
 /// Per-worker resize scratch of a session (see [`resize_planes`]).
 pub type ResizeWorkers = super::parallel::PerWorker<ResizeScratch>;
 
-/// [`resize_bilinear_half_pixel_with`] of `planes` channel planes, split across the current
-/// pool's threads (each with its own scratch from `workers`). With `addend` (the output's
-/// layout), each output value is the resized value plus the addend's, in that order (a
-/// following `Add` fused into the resize's stores: the same bits as the two ops).
+/// [`resize_bilinear_half_pixel_with`] of `planes` channel planes, output rows split across the
+/// current pool's threads (each band with its own scratch from `workers`; every split gives the
+/// same bits). With `addend` (the output's layout), each output value is the resized value plus
+/// the addend's, in that order (a following `Add` fused into the resize's stores: the same bits
+/// as the two ops).
 pub fn resize_planes(
     input: &[f32],
     planes: usize,
@@ -67,21 +70,25 @@ pub fn resize_planes(
     }
     workers.ensure();
     // Every worker's scratch, not only those that happen to run now: which worker takes a
-    // chunk changes from frame to frame.
+    // band changes from frame to frame.
     workers.each_mut().for_each(|s| s.reserve(oh, ow));
-    let threads = rayon::current_num_threads();
     let isa = super::isa::best();
-    if threads <= 1 || planes < 2 || oh * ow == 0 {
-        return workers.with(|s| resize_with(isa, input, planes, ih, iw, output, oh, ow, addend, s));
+    isa.assert_supported();
+    let out = SharedMut(output.as_mut_ptr());
+    let band = |rows: std::ops::Range<usize>, s: &mut ResizeScratch| {
+        // SAFETY: the ISA is supported (checked above); `output` holds `planes · oh · ow`
+        // values (checked); bands are disjoint row ranges.
+        unsafe { (isa.resize)(input, planes, ih, iw, out, oh, ow, rows, addend, s) }
+    };
+    // Rows, not planes: the depth head has one plane and the normals three.
+    let threads = rayon::current_num_threads();
+    if threads <= 1 || oh < 2 || planes * ow == 0 {
+        return workers.with(|s| band(0..oh, s));
     }
     use rayon::prelude::*;
-    let per = planes.div_ceil(threads);
+    let per = oh.div_ceil(threads);
     let workers = &*workers;
-    input.par_chunks(per * ih * iw).zip(output.par_chunks_mut(per * oh * ow)).enumerate().for_each(|(k, (i, o))| {
-        let c = i.len() / (ih * iw);
-        let a = addend.map(|a| &a[k * per * oh * ow..][..o.len()]);
-        workers.with(|s| resize_with(isa, i, c, ih, iw, o, oh, ow, a, s));
-    });
+    (0..oh.div_ceil(per)).into_par_iter().for_each(|t| workers.with(|s| band(t * per..((t + 1) * per).min(oh), s)));
 }
 
 /// Resizes `c` channels of `ih × iw` (`input`, channel-major, contiguous) to `oh × ow`
@@ -134,38 +141,55 @@ pub(crate) fn resize_with(
     scratch: &mut ResizeScratch,
 ) {
     isa.assert_supported();
+    assert_eq!(output.len(), c * oh * ow, "output length");
     if let Some(a) = addend {
         assert_eq!(a.len(), output.len(), "addend length");
     }
-    // SAFETY: the ISA is supported (checked above).
-    unsafe { (isa.resize)(input, c, ih, iw, output, oh, ow, addend, scratch) }
+    // SAFETY: the ISA is supported (checked above); the output's length is checked.
+    unsafe { (isa.resize)(input, c, ih, iw, SharedMut(output.as_mut_ptr()), oh, ow, 0..oh, addend, scratch) }
 }
 
 /// The resize entry points' signature (one per ISA build).
-pub(crate) type ResizeFn =
-    unsafe fn(&[f32], usize, usize, usize, &mut [f32], usize, usize, Option<&[f32]>, &mut ResizeScratch);
+pub(crate) type ResizeFn = unsafe fn(
+    &[f32],
+    usize,
+    usize,
+    usize,
+    SharedMut<f32>,
+    usize,
+    usize,
+    std::ops::Range<usize>,
+    Option<&[f32]>,
+    &mut ResizeScratch,
+);
 
 isa_builds!(resize_impl => resize_portable, resize_avx2, resize_avx512(
-    input: &[f32], c: usize, ih: usize, iw: usize, output: &mut [f32], oh: usize, ow: usize,
-    addend: Option<&[f32]>, scratch: &mut ResizeScratch
+    input: &[f32], c: usize, ih: usize, iw: usize, output: SharedMut<f32>, oh: usize, ow: usize,
+    band: std::ops::Range<usize>, addend: Option<&[f32]>, scratch: &mut ResizeScratch
 ));
 
+/// Output rows `band` of each of the `c` planes.
+///
+/// # Safety
+/// `output` must be valid for writes of `c · oh · ow` values, rows `band` of every plane
+/// written by no one else.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn resize_impl(
+unsafe fn resize_impl(
     input: &[f32],
     c: usize,
     ih: usize,
     iw: usize,
-    output: &mut [f32],
+    output: SharedMut<f32>,
     oh: usize,
     ow: usize,
+    band: std::ops::Range<usize>,
     addend: Option<&[f32]>,
     scratch: &mut ResizeScratch,
 ) {
     assert_eq!(input.len(), c * ih * iw, "input length");
-    assert_eq!(output.len(), c * oh * ow, "output length");
-    if output.is_empty() {
+    assert!(band.end <= oh, "rows {band:?} of {oh}");
+    if band.is_empty() || ow == 0 || c == 0 {
         return;
     }
     assert!(ih > 0 && iw > 0, "cannot resize an empty map to a non-empty one");
@@ -178,7 +202,7 @@ fn resize_impl(
         wide.resize(2 * ow, 0.0);
     }
     let (rows, cols, wide) = (&rows[..], &cols[..], &mut wide[..2 * ow]);
-    for (p, (plane_in, plane_out)) in input.chunks_exact(ih * iw).zip(output.chunks_exact_mut(oh * ow)).enumerate() {
+    for (p, plane_in) in input.chunks_exact(ih * iw).enumerate() {
         let mut cached = [usize::MAX; 2];
         let widen = |slot: &mut [f32], r: usize| {
             let src = &plane_in[r * iw..][..iw];
@@ -187,7 +211,9 @@ fn resize_impl(
                 *o = a + col.w * (b - a);
             }
         };
-        for (y, (row, out_row)) in rows.iter().zip(plane_out.chunks_exact_mut(ow)).enumerate() {
+        for (y, row) in rows.iter().enumerate().skip(band.start).take(band.len()) {
+            // SAFETY: row y of plane p lies inside `output`, and rows `band` are this call's.
+            let out_row = unsafe { std::slice::from_raw_parts_mut(output.0.add((p * oh + y) * ow), ow) };
             for (k, r) in [row.i0 as usize, row.i1 as usize].into_iter().enumerate() {
                 if cached[k] == r {
                     continue;
@@ -335,7 +361,9 @@ mod tests {
                 resize_with(isa, &input, c, ih, iw, &mut fused, oh, ow, Some(&addend), &mut ResizeScratch::default());
                 prop_assert!(fused.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{}", isa.name);
             }
-            for threads in [1, 3] {
+            let mut one = vec![f32::NAN; c * oh * ow];
+            resize_bilinear_half_pixel(&input, c, ih, iw, &mut one, oh, ow);
+            for threads in [1, 2, 3] {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                 let mut plain = vec![f32::NAN; c * oh * ow];
                 let mut fused = vec![f32::NAN; c * oh * ow];
@@ -344,6 +372,8 @@ mod tests {
                     resize_planes(&input, c, (ih, iw), &mut plain, (oh, ow), None, &mut workers);
                     resize_planes(&input, c, (ih, iw), &mut fused, (oh, ow), Some(&addend), &mut workers);
                 });
+                // Split into row bands, every value has the bits of the whole resize on one thread.
+                prop_assert!(plain.iter().zip(&one).all(|(a, b)| a.to_bits() == b.to_bits()), "{threads} threads");
                 let want: Vec<f32> = plain.iter().zip(&addend).map(|(a, b)| a + b).collect();
                 prop_assert!(fused.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{threads} threads");
             }
