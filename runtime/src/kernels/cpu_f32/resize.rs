@@ -149,6 +149,64 @@ pub(crate) fn resize_with(
     unsafe { (isa.resize)(input, c, ih, iw, SharedMut(output.as_mut_ptr()), oh, ow, 0..oh, addend, scratch) }
 }
 
+/// Output columns `slot` of one input row `src` from their taps.
+#[inline(always)]
+fn widen_taps(slot: &mut [f32], src: &[f32], cols: &[Tap]) {
+    for (o, col) in slot.iter_mut().zip(cols) {
+        let (a, b) = (src[col.i0 as usize], src[col.i1 as usize]);
+        *o = a + col.w * (b - a);
+    }
+}
+
+/// Where an upsampling by exactly `S` (even) has periodic taps: for input columns `lo..hi`,
+/// output column `S·i + j` blends input columns `i − 1, i` (j < S/2) or `i, i + 1` (j ≥ S/2)
+/// with weight `w[j]` — what `half_pixel` coordinates give away from the clamped edges.
+#[derive(Debug, Clone, Copy)]
+struct Periodic<const S: usize> {
+    lo: usize,
+    hi: usize,
+    w: [f32; S],
+}
+
+/// The longest run of input columns whose taps follow [`Periodic`], checked tap by tap
+/// (so the fast loop computes exactly what the taps say); `None` unless `ow = S · iw` and the
+/// run is non-empty.
+fn periodic_interior<const S: usize>(cols: &[Tap], iw: usize) -> Option<Periodic<S>> {
+    if cols.len() != S * iw || iw < 3 {
+        return None;
+    }
+    let w: [f32; S] = std::array::from_fn(|j| cols[S + j].w);
+    let fits = |i: usize| {
+        (0..S).all(|j| {
+            let t = cols[S * i + j];
+            let a = if j < S / 2 { i.wrapping_sub(1) } else { i };
+            t.i0 as usize == a && t.i1 as usize == a + 1 && t.w.to_bits() == w[j].to_bits()
+        })
+    };
+    // The last column's right neighbour is clamped: it never fits, and `widen_periodic` reads
+    // column `hi`.
+    let lo = (1..iw - 1).find(|&i| fits(i))?;
+    let hi = (lo..iw - 1).find(|&i| !fits(i)).unwrap_or(iw - 1);
+    Some(Periodic { lo, hi, w })
+}
+
+/// [`widen_taps`] with the columns of `p`'s run as a vector loop (three contiguous input
+/// streams, `S` interleaved outputs each): the same values, the same arithmetic.
+#[inline(always)]
+fn widen_periodic<const S: usize>(slot: &mut [f32], src: &[f32], cols: &[Tap], p: &Periodic<S>) {
+    let (head, rest) = slot.split_at_mut(S * p.lo);
+    let (body, tail) = rest.split_at_mut(S * (p.hi - p.lo));
+    widen_taps(head, src, &cols[..S * p.lo]);
+    widen_taps(tail, src, &cols[S * p.hi..]);
+    let (left, mid, right) = (&src[p.lo - 1..p.hi - 1], &src[p.lo..p.hi], &src[p.lo + 1..=p.hi]);
+    for (((o, &l), &c), &r) in body.chunks_exact_mut(S).zip(left).zip(mid).zip(right) {
+        for j in 0..S {
+            let (a, b) = if j < S / 2 { (l, c) } else { (c, r) };
+            o[j] = a + p.w[j] * (b - a);
+        }
+    }
+}
+
 /// The resize entry points' signature (one per ISA build).
 pub(crate) type ResizeFn = unsafe fn(
     &[f32],
@@ -202,13 +260,17 @@ unsafe fn resize_impl(
         wide.resize(2 * ow, 0.0);
     }
     let (rows, cols, wide) = (&rows[..], &cols[..], &mut wide[..2 * ow]);
+    // ×2 and ×4 (the decoder's and the heads' upsamplings): the interior columns as a gather-free
+    // vector loop.
+    let (ratio2, ratio4) = (periodic_interior::<2>(cols, iw), periodic_interior::<4>(cols, iw));
     for (p, plane_in) in input.chunks_exact(ih * iw).enumerate() {
         let mut cached = [usize::MAX; 2];
         let widen = |slot: &mut [f32], r: usize| {
             let src = &plane_in[r * iw..][..iw];
-            for (o, col) in slot.iter_mut().zip(cols) {
-                let (a, b) = (src[col.i0 as usize], src[col.i1 as usize]);
-                *o = a + col.w * (b - a);
+            match (&ratio2, &ratio4) {
+                (Some(p), _) => widen_periodic::<2>(slot, src, cols, p),
+                (_, Some(p)) => widen_periodic::<4>(slot, src, cols, p),
+                _ => widen_taps(slot, src, cols),
             }
         };
         for (y, row) in rows.iter().enumerate().skip(band.start).take(band.len()) {
@@ -299,6 +361,31 @@ mod tests {
             worst = out.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(worst, f32::max);
         }
         worst
+    }
+
+    /// ×2 and ×4 take the periodic loop on every column but the clamped edge ones, with the
+    /// bits of the per-tap loop.
+    #[test]
+    fn integer_upsamplings_take_the_periodic_path_with_the_same_bits() {
+        fn check<const S: usize>(iw: usize) {
+            let mut cols = Vec::new();
+            axis_taps(&mut cols, iw, S * iw);
+            let p = periodic_interior::<S>(&cols, iw).expect("periodic");
+            assert_eq!((p.lo, p.hi), (1, iw - 1), "×{S} of {iw}");
+            let src: Vec<f32> = (0..iw).map(|i| ((i * 7919) % 101) as f32 * 0.37 - 17.0).collect();
+            let (mut fast, mut taps) = (vec![f32::NAN; S * iw], vec![f32::NAN; S * iw]);
+            widen_periodic::<S>(&mut fast, &src, &cols, &p);
+            widen_taps(&mut taps, &src, &cols);
+            assert!(fast.iter().zip(&taps).all(|(a, b)| a.to_bits() == b.to_bits()), "×{S} of {iw}");
+        }
+        for iw in 3..40 {
+            check::<2>(iw);
+            check::<4>(iw);
+        }
+        // Not an exact ratio: the per-tap loop.
+        let mut cols = Vec::new();
+        axis_taps(&mut cols, 10, 25);
+        assert!(periodic_interior::<2>(&cols, 10).is_none() && periodic_interior::<4>(&cols, 10).is_none());
     }
 
     #[test]
