@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use pag_runtime::{generic::read_npy, ComputeMode, Execution, PagModel, Session};
+use pag_runtime::{generic::read_npy, ComputeMode, Execution, PagModel, Session, WorkerWait};
 
 const TOL: f32 = 1e-4;
 
@@ -97,5 +97,37 @@ fn sparse_execution_matches_onnxruntime_on_every_kernel_table() {
         let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success(), "goldens on the {} kernels:\n{log}", isa.name);
         assert!(log.contains("1 passed"), "the child ran the golden test on {}:\n{log}", isa.name);
+    }
+}
+
+/// Idle workers polling or sleeping give the same bits at any thread count (and a pool of three
+/// runs two pollers without deadlocking the frame); any thread count stays within 1e-5 of one
+/// thread (a different tile split may reassociate sums: measured 1.9e-6 at 3 threads).
+#[test]
+fn worker_wait_changes_no_bits_at_any_thread_count() {
+    let model = Arc::new(PagModel::load_with(shipped_model(), Execution::Sparse).unwrap());
+    let case = golden_cases().into_iter().find(|c| matches!(golden_mode(c), ComputeMode::Budget(_))).unwrap();
+    let x = read_npy(&case.join("input.npy")).unwrap();
+    let run = |threads: usize, wait: WorkerWait| {
+        let mut session = Session::with_threads(model.clone(), threads).unwrap();
+        session.set_worker_wait(wait);
+        session.set_mode(golden_mode(&case));
+        let outs: Vec<Vec<f32>> = (0..3)
+            .map(|_| session.run_tensor(x.clone()).unwrap())
+            .last()
+            .unwrap()
+            .iter()
+            .map(|t| t.to_plain_array_view::<f32>().unwrap().iter().copied().collect())
+            .collect();
+        outs
+    };
+    let one = run(1, WorkerWait::Sleep);
+    for threads in [1, 2, 3] {
+        let (poll, sleep) = (run(threads, WorkerWait::Poll), run(threads, WorkerWait::Sleep));
+        for ((p, s), o) in poll.iter().zip(&sleep).zip(&one) {
+            assert!(p.iter().zip(s).all(|(a, b)| a.to_bits() == b.to_bits()), "{threads} threads: poll ≠ sleep");
+            let d = p.iter().zip(o).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(d <= 1e-5, "{threads} threads: {d:e} from one thread");
+        }
     }
 }

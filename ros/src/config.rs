@@ -109,6 +109,9 @@ pub struct Config {
     /// Inference threads of every session (`LoadOptions::threads`); `None` = the runtime's
     /// default (every core this process may use). Start-up only.
     pub threads: Option<usize>,
+    /// What idle inference threads do during a frame (`--worker-wait`; the node sleeps by
+    /// default: its synthetic camera and DDS share the cores). Start-up only.
+    pub worker_wait: pag_runtime::WorkerWait,
 }
 
 /// A ROS parameter value as `ros_glue` reads it (`None` for the types it never uses).
@@ -142,6 +145,7 @@ impl Config {
             // publishes no BatteryState would run at `battery_unknown_cap`.
             controller: ControllerParams { battery_policy: "off".into(), ..ControllerParams::default() },
             threads: None,
+            worker_wait: pag_runtime::WorkerWait::Sleep,
         }
     }
 
@@ -155,9 +159,14 @@ impl Config {
         self.controller.battery_policy != "off"
     }
 
-    /// The load options of every model the node loads: sparse execution, `threads`.
+    /// The load options of every model the node loads: sparse execution, `threads`, `worker_wait`.
     pub fn load_options(&self) -> LoadOptions {
-        LoadOptions { execution: pag_runtime::Execution::Sparse, threads: self.threads, ..LoadOptions::default() }
+        LoadOptions {
+            execution: pag_runtime::Execution::Sparse,
+            threads: self.threads,
+            worker_wait: self.worker_wait,
+            ..LoadOptions::default()
+        }
     }
 
     /// The thread count sessions run on.

@@ -62,6 +62,11 @@ struct Cli {
     /// (parameter `threads`, read-only).
     #[arg(long)]
     threads: Option<usize>,
+    /// What idle inference threads do during a frame: `sleep` (default: the synthetic camera and
+    /// DDS share the cores) or `poll` for the frame's work (faster frames when the cores are
+    /// otherwise free). Start-up only.
+    #[arg(long, default_value = "sleep")]
+    worker_wait: pag_runtime::WorkerWait,
     /// `model` (the model's own output size) or `input` (parameter `output_resolution`).
     #[arg(long, default_value = "model")]
     output_resolution: String,
@@ -132,6 +137,7 @@ fn main() -> anyhow::Result<()> {
     }
     set(&mut config, P_CONTROLLER, Boolean(cli.controller))?;
     config.set_threads(cli.threads).map_err(|e| anyhow::anyhow!("--threads: {e}"))?;
+    config.worker_wait = cli.worker_wait;
     set(&mut config, P_OUTPUT_RESOLUTION, S(cli.output_resolution.clone()))?;
     set(&mut config, P_PUBLISH_TIMING, Boolean(cli.timing))?;
     set(&mut config, P_MAX_DEPTH_M, Double(cli.max_depth_m))?;

@@ -41,7 +41,7 @@ pub use error::{PagError, Result};
 pub use graph::{count_macs, decode_onnx, CameraMountSpec, GatedBlockSpec, InputSpec, ModelInfo, MultiPoolSpec};
 pub use mode::{mode_from_rho, ComputeMode, Rho};
 pub use model::PagModel;
-pub use options::{default_threads, Device, Execution, LoadOptions, Precision};
+pub use options::{default_threads, Device, Execution, LoadOptions, Precision, WorkerWait};
 pub use outputs::Outputs;
 pub use pag::{FrameTelemetry, LayerTelemetry};
 pub use preprocess::fill_input;

@@ -73,6 +73,44 @@ impl fmt::Display for Precision {
     }
 }
 
+/// What a session's idle worker threads do between the parallel regions of a frame.
+///
+/// A frame alternates parallel kernel tiles with serial steps of tens to hundreds of µs (budget
+/// selection, tract's bookkeeping). A sleeping worker takes longer than that to wake on a
+/// virtual machine or from a deep CPU idle state, so with `Sleep` the frame's thread often runs
+/// a parallel region alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WorkerWait {
+    /// Poll for the frame's work (yielding the core to any other runnable thread) until the
+    /// frame ends, as onnxruntime's thread pool spins by default: the fastest frames when the
+    /// session's cores are otherwise free; it takes CPU time from other busy threads of the
+    /// machine and keeps the cores awake during a frame.
+    #[default]
+    Poll,
+    /// Sleep as rayon does by default: no CPU time taken from other threads between regions.
+    Sleep,
+}
+
+impl FromStr for WorkerWait {
+    type Err = PagError;
+    fn from_str(s: &str) -> Result<WorkerWait> {
+        match s.trim() {
+            "poll" => Ok(WorkerWait::Poll),
+            "sleep" => Ok(WorkerWait::Sleep),
+            other => Err(PagError::Options(format!("worker wait `{other}` is not `poll` or `sleep`"))),
+        }
+    }
+}
+
+impl fmt::Display for WorkerWait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WorkerWait::Poll => "poll",
+            WorkerWait::Sleep => "sleep",
+        })
+    }
+}
+
 /// Everything [`crate::PagModel::load_with_options`] can be told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LoadOptions {
@@ -84,6 +122,8 @@ pub struct LoadOptions {
     pub precision: Precision,
     /// Threads of each session's pool; `None` = every core this process may use.
     pub threads: Option<usize>,
+    /// What each session's idle workers do during a frame (see [`WorkerWait`]).
+    pub worker_wait: WorkerWait,
 }
 
 impl LoadOptions {

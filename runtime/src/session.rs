@@ -13,6 +13,7 @@ use crate::ops::{GatedBlockOp, MultiPoolOp, PagKernelOp, PagOp};
 use crate::outputs::Outputs;
 use crate::pag::telemetry::{add_to_ponder, count_by_grid, FrameTelemetry, LayerTelemetry};
 use crate::preprocess::fill_input;
+use crate::WorkerWait;
 
 /// At which resolution a session returns its outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -55,6 +56,8 @@ pub struct Session {
     inference_seconds: f64,
     /// The session's threads: pagrt's kernels and tract's own ops run on this pool.
     pool: Arc<rayon::ThreadPool>,
+    /// What the pool's idle workers do during a frame.
+    worker_wait: WorkerWait,
 }
 
 /// Node ids and names of the plan's ops of kernel `K`, sorted by their position in `order`.
@@ -110,7 +113,9 @@ impl Session {
             multipools,
             ..Default::default()
         });
+        let worker_wait = model.options.worker_wait;
         Ok(Session {
+            worker_wait,
             model,
             state,
             input,
@@ -123,6 +128,16 @@ impl Session {
             inference_seconds: 0.0,
             pool: Arc::new(pool),
         })
+    }
+
+    /// What the pool's idle workers do during a frame (from [`crate::LoadOptions::worker_wait`]).
+    pub fn worker_wait(&self) -> WorkerWait {
+        self.worker_wait
+    }
+
+    /// Applies from the next frame.
+    pub fn set_worker_wait(&mut self, wait: WorkerWait) {
+        self.worker_wait = wait;
     }
 
     /// Threads this session runs on.
@@ -325,17 +340,19 @@ impl Session {
             .map(|i| if i == m.input_index { image.take() } else { rho.take() }.expect("one image and one ρ"))
             .collect();
         let start = std::time::Instant::now();
-        let (pool, state) = (&self.pool, &mut self.state);
+        let (pool, state, wait) = (&self.pool, &mut self.state, self.worker_wait);
         // pagrt's kernels split work on the current rayon pool; tract's own ops on its executor.
         let outs = pool.install(|| {
-            multithread_tract_scope(Executor::MultiThread(pool.clone()), || match record {
-                None => state.run(inputs),
-                Some(record) => state.run_plan_with_eval(inputs, |ctx, state, node, inputs| {
-                    let start = std::time::Instant::now();
-                    let r = tract_onnx::tract_core::plan::eval(ctx, state, node, inputs);
-                    record(&node.op.name(), &node.name, start.elapsed().as_secs_f64());
-                    r
-                }),
+            with_polling_workers(wait == WorkerWait::Poll, || {
+                multithread_tract_scope(Executor::MultiThread(pool.clone()), || match record {
+                    None => state.run(inputs),
+                    Some(record) => state.run_plan_with_eval(inputs, |ctx, state, node, inputs| {
+                        let start = std::time::Instant::now();
+                        let r = tract_onnx::tract_core::plan::eval(ctx, state, node, inputs);
+                        record(&node.op.name(), &node.name, start.elapsed().as_secs_f64());
+                        r
+                    }),
+                })
             })
         });
         self.inference_seconds = start.elapsed().as_secs_f64();
@@ -343,5 +360,68 @@ impl Session {
         self.update_telemetry();
         let m = &self.model;
         Ok(m.output_index.map(|i| outs[i].take().expect("distinct output indices")))
+    }
+}
+
+/// Runs `frame` on the current rayon worker; with `poll`, the pool's other workers poll for its
+/// jobs ([`WorkerWait::Poll`]: `rayon::yield_now`, else an OS yield) instead of sleeping, until
+/// it returns.
+///
+/// A frame alternates parallel regions (kernel tiles) with serial steps (budget selection,
+/// tract's bookkeeping) of tens to hundreds of µs. Idle rayon workers go to sleep after a few
+/// µs, and waking one takes longer than that on a virtual machine or from a deep CPU idle state:
+/// measured on 2 KVM vCPUs (AMD EPYC), a `join` of two 100 µs halves took 200 µs whenever the
+/// caller had worked alone for ≥ 50 µs before it (the caller ran both halves), 101 µs with the
+/// other worker polling. onnxruntime's thread pool spins the same way by default. The price: the
+/// pollers take CPU time from the machine's other busy threads (the ROS node's synthetic camera
+/// renders on the same cores, so the node sleeps by default).
+///
+/// No allocation: the pollers are `join` stack jobs. A poller that finds itself on the frame's
+/// own thread (taken up there while the frame waits for a stolen job) returns at once, so the
+/// frame can never end up waiting under its own poller.
+fn with_polling_workers<R: Send>(poll: bool, frame: impl FnOnce() -> R + Send) -> R {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    /// Ends the polling however the frame ends (a panic too: `join` waits for the pollers).
+    struct Done<'a>(&'a AtomicBool);
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+    let others = rayon::current_num_threads().saturating_sub(1);
+    if !poll || others == 0 {
+        return frame();
+    }
+    let done = AtomicBool::new(false);
+    let home = rayon::current_thread_index();
+    let (out, ()) = rayon::join(
+        || {
+            let _done = Done(&done);
+            frame()
+        },
+        || poll_on_workers(&done, home, others),
+    );
+    out
+}
+
+/// `n` pollers, each on whichever worker takes it (a chain of `join`s: each poller leaves the
+/// next one for another worker to steal).
+fn poll_on_workers(done: &std::sync::atomic::AtomicBool, home: Option<usize>, n: usize) {
+    let poll = || {
+        if rayon::current_thread_index() == home {
+            return;
+        }
+        while !done.load(std::sync::atomic::Ordering::Acquire) {
+            if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                std::thread::yield_now();
+            }
+        }
+    };
+    match n {
+        0 => {}
+        1 => poll(),
+        _ => {
+            rayon::join(poll, || poll_on_workers(done, home, n - 1));
+        }
     }
 }

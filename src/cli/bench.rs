@@ -90,9 +90,10 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         v[((v.len() - 1) as f64 * p).round() as usize]
     };
     println!(
-        "{} on {} thread(s), {}×{}, CPU kernels: {}, precision: {}",
+        "{} on {} thread(s) (idle workers {}), {}×{}, CPU kernels: {}, precision: {}",
         path.display(),
         session.threads(),
+        session.worker_wait(),
         w,
         h,
         pag_runtime::kernels::cpu_f32::isa::best().name,

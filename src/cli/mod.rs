@@ -75,6 +75,11 @@ pub struct DeviceArgs {
     /// `cpu`, `cuda`, `cuda:N` or `auto` (CUDA when this build and machine have it, else CPU).
     #[arg(long, default_value = "cpu")]
     pub device: pag_runtime::Device,
+    /// What idle worker threads do during a frame: `poll` for its work (the fastest frames on
+    /// otherwise idle cores, as onnxruntime spins by default) or `sleep` (leave the cores to
+    /// other busy threads).
+    #[arg(long, default_value = "poll")]
+    pub worker_wait: pag_runtime::WorkerWait,
 }
 
 /// The renderer's camera mount for a model's declared one.
@@ -95,8 +100,13 @@ pub fn load_model(path: &std::path::Path, exec: Exec, device: &DeviceArgs) -> Re
         Exec::Sparse => pag_runtime::Execution::Sparse,
         Exec::Dense => pag_runtime::Execution::Dense,
     };
-    let options =
-        pag_runtime::LoadOptions { execution, device: device.device, threads: device.threads, ..Default::default() };
+    let options = pag_runtime::LoadOptions {
+        execution,
+        device: device.device,
+        threads: device.threads,
+        worker_wait: device.worker_wait,
+        ..Default::default()
+    };
     let model = pag_runtime::PagModel::load_with_options(path, options)
         .with_context(|| format!("loading {}", path.display()))?;
     for reason in &model.dense_fallbacks {
