@@ -133,7 +133,7 @@ impl QConv2d {
             let quad: [u8; 4] = std::array::from_fn(|r| if 4 * q + r < c { zp } else { 0 });
             s.grid[q * (n + 1) + n] = u32::from_le_bytes(quad);
         }
-        output.fill(0.0);
+        // Every output pixel is in one tile and each tile stores all its channels.
         let out = SharedMut(output.as_mut_ptr());
         let (grid, workers) = (&s.grid[..], &s.workers);
         for_each_tile(&self.pixels, TILE, |tile| workers.with(|w| self.tile(grid, tile, out, w, simd)));
@@ -166,7 +166,7 @@ impl QConv2d {
         for (o, a) in acc.chunks_exact(t).enumerate() {
             // SAFETY: output pixels first..first+t of plane o; tiles are disjoint ranges.
             let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add(o * on + first), t) };
-            unsafe { (simd.requantize_add)(a, q.offset[o], q.multiplier[o], zp, lo, q.output.scale, dst) };
+            unsafe { (simd.requantize)(a, q.offset[o], q.multiplier[o], zp, lo, q.output.scale, dst) };
         }
     }
 }

@@ -40,6 +40,9 @@ pub(crate) struct I8Simd {
     /// ReLU, else 0), dequantized and added to `dst`:
     /// `(acc, offset, multiplier, zero_point, lo, scale, dst)`.
     pub requantize_add: unsafe fn(&[i32], i32, f32, f32, f32, f32, &mut [f32]),
+    /// As `requantize_add`, the value stored instead of added (a dense conv's output: no
+    /// clearing pass first).
+    pub requantize: unsafe fn(&[i32], i32, f32, f32, f32, f32, &mut [f32]),
     /// A MultiPool selector on the K4 reduce output (`grid`, columns of `stride` quads):
     /// `scores[b · n + p] = bias[b] + Σ_o w[b][o] · dequantize(channel o of pixel p)` for every
     /// pixel `p` of `pixels` (the sum from 0 in channel order, then the bias: the portable
@@ -232,9 +235,23 @@ fn gather_body(src: &[u32], base: usize, index: &[u32], dst: &mut [u32]) {
 
 #[inline(always)]
 fn requantize_add_body(acc: &[i32], offset: i32, mult: f32, zp: f32, lo: f32, scale: f32, dst: &mut [f32]) {
+    requantize_body::<true>(acc, offset, mult, zp, lo, scale, dst)
+}
+
+#[inline(always)]
+fn requantize_body<const ADD: bool>(
+    acc: &[i32],
+    offset: i32,
+    mult: f32,
+    zp: f32,
+    lo: f32,
+    scale: f32,
+    dst: &mut [f32],
+) {
     for (d, &a) in dst.iter_mut().zip(acc) {
         let q = (round_half_even((a + offset) as f32 * mult) + zp).max(lo).min(255.0);
-        *d += (q - zp) * scale;
+        let v = (q - zp) * scale;
+        *d = if ADD { *d + v } else { v };
     }
 }
 
@@ -303,6 +320,10 @@ macro_rules! build {
             pub(super) unsafe fn requantize_add(acc: &[i32], offset: i32, mult: f32, zp: f32, lo: f32, scale: f32, dst: &mut [f32]) {
                 requantize_add_body(acc, offset, mult, zp, lo, scale, dst)
             }
+            #[cfg_attr(target_arch = "x86_64", target_feature($(enable = $feature),*))]
+            pub(super) unsafe fn requantize(acc: &[i32], offset: i32, mult: f32, zp: f32, lo: f32, scale: f32, dst: &mut [f32]) {
+                requantize_body::<false>(acc, offset, mult, zp, lo, scale, dst)
+            }
         }
     };
 }
@@ -319,6 +340,7 @@ macro_rules! table {
             requantize_quads: $name::requantize_quads,
             gather: $name::gather,
             requantize_add: $name::requantize_add,
+            requantize: $name::requantize,
         }
     };
 }
