@@ -22,7 +22,7 @@ const BLOCK: usize = 16;
 #[inline(always)]
 pub(super) fn argmax_rows(planes: &[f32], n: usize, first: usize, out: &mut [u8]) {
     let t = out.len();
-    let k = if n == 0 { 0 } else { planes.len() / n };
+    let k = planes.len().checked_div(n).unwrap_or(0);
     assert!(k >= 1 && first + t <= n, "argmax of {t} pixels from {first} in {k} planes of {n}");
     let mut blocks = out.chunks_exact_mut(BLOCK);
     for (b, o) in (&mut blocks).enumerate() {

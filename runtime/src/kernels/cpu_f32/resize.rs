@@ -200,9 +200,9 @@ fn widen_periodic<const S: usize>(slot: &mut [f32], src: &[f32], cols: &[Tap], p
     widen_taps(tail, src, &cols[S * p.hi..]);
     let (left, mid, right) = (&src[p.lo - 1..p.hi - 1], &src[p.lo..p.hi], &src[p.lo + 1..=p.hi]);
     for (((o, &l), &c), &r) in body.chunks_exact_mut(S).zip(left).zip(mid).zip(right) {
-        for j in 0..S {
+        for (j, (o, &w)) in o.iter_mut().zip(&p.w).enumerate() {
             let (a, b) = if j < S / 2 { (l, c) } else { (c, r) };
-            o[j] = a + p.w[j] * (b - a);
+            *o = a + w * (b - a);
         }
     }
 }

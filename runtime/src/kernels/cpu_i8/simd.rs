@@ -12,6 +12,9 @@ pub(crate) enum Columns<'a> {
     At(&'a [u32]),
 }
 
+/// `(acc, offset, multiplier, zero_point, lo, scale, dst)`: see [`I8Simd::requantize_add`].
+pub(crate) type RequantizeFn = unsafe fn(&[i32], i32, f32, f32, f32, f32, &mut [f32]);
+
 /// One instruction set's element-wise int8 loops.
 #[derive(Debug)]
 pub(crate) struct I8Simd {
@@ -39,10 +42,10 @@ pub(crate) struct I8Simd {
     /// One channel's accumulators requantized (clamped below at `lo`: the zero point after a
     /// ReLU, else 0), dequantized and added to `dst`:
     /// `(acc, offset, multiplier, zero_point, lo, scale, dst)`.
-    pub requantize_add: unsafe fn(&[i32], i32, f32, f32, f32, f32, &mut [f32]),
+    pub requantize_add: RequantizeFn,
     /// As `requantize_add`, the value stored instead of added (a dense conv's output: no
     /// clearing pass first).
-    pub requantize: unsafe fn(&[i32], i32, f32, f32, f32, f32, &mut [f32]),
+    pub requantize: RequantizeFn,
     /// A MultiPool selector on the K4 reduce output (`grid`, columns of `stride` quads):
     /// `scores[b · n + p] = bias[b] + Σ_o w[b][o] · dequantize(channel o of pixel p)` for every
     /// pixel `p` of `pixels` (the sum from 0 in channel order, then the bias: the portable
