@@ -165,6 +165,16 @@ mod tests {
     }
 
     #[test]
+    fn worker_waits_parse_print_and_name_the_choices() {
+        for w in [WorkerWait::Poll, WorkerWait::Sleep] {
+            assert_eq!(w.to_string().parse::<WorkerWait>().unwrap(), w);
+        }
+        assert_eq!(" sleep ".parse::<WorkerWait>().unwrap(), WorkerWait::Sleep);
+        let err = "spin".parse::<WorkerWait>().unwrap_err().to_string();
+        assert!(err.contains("`spin` is not `poll` or `sleep`"), "{err}");
+    }
+
+    #[test]
     fn threads_are_validated() {
         assert!(LoadOptions { threads: Some(0), ..Default::default() }.validate().is_err());
         assert!(LoadOptions { threads: Some(2), ..Default::default() }.validate().is_ok());

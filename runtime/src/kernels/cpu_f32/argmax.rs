@@ -1,6 +1,6 @@
 //! The class argmax of `Outputs::from_raw`: per pixel, the index of the largest of K logit
 //! planes. One build per ISA table (the crate targets baseline x86-64, where the select does not
-//! vectorise); also fused into the segmentation head's resize.
+//! vectorise).
 
 /// Pixels per call (the running maxima and labels stay in L1).
 pub const CHUNK: usize = 2048;
@@ -20,7 +20,7 @@ const BLOCK: usize = 16;
 /// scan keeps them in memory, and LLVM turns its `*v = if greater { s } else { *v }` into
 /// masked stores — `vmaskmovps`, microcoded on AMD Zen: the argmax ran 4–5× slower there.)
 #[inline(always)]
-pub(super) fn argmax_rows(planes: &[f32], n: usize, first: usize, out: &mut [u8]) {
+fn argmax_rows(planes: &[f32], n: usize, first: usize, out: &mut [u8]) {
     let t = out.len();
     let k = planes.len().checked_div(n).unwrap_or(0);
     assert!(k >= 1 && first + t <= n, "argmax of {t} pixels from {first} in {k} planes of {n}");

@@ -504,6 +504,32 @@ unsafe fn requantize_add_at_avx512(
     }
 }
 
+/// Where the SIMD `requantize_quads` builds store (`(base, None)` from column `base` on, or
+/// `(0, Some(pixels))` at those columns), after checking that every store of `m` channels of `t`
+/// pixels lands inside `dst` (their writes are unchecked).
+#[cfg(target_arch = "x86_64")]
+fn quads_target<'a>(
+    acc: &[i32],
+    t: usize,
+    m: usize,
+    dst: &[u32],
+    ld: usize,
+    columns: Columns<'a>,
+) -> (usize, Option<&'a [u32]>) {
+    let (base, pixels) = match columns {
+        Columns::From(base) => (base, None),
+        Columns::At(pixels) => (0, Some(pixels)),
+    };
+    assert!(acc.len() >= m * t);
+    match pixels {
+        None => assert!(dst.len() >= (m.div_ceil(4) - 1) * ld + base + t),
+        Some(p) => {
+            assert!(p.len() >= t && p[..t].iter().all(|&p| (p as usize) < ld) && dst.len() >= m.div_ceil(4) * ld)
+        }
+    }
+    (base, pixels)
+}
+
 /// [`I8Simd::requantize_quads`] with the 4 channels of a quad requantized and packed in
 /// registers, 16 pixels at a time (the same arithmetic, op for op, as the portable body).
 #[cfg(target_arch = "x86_64")]
@@ -522,17 +548,7 @@ unsafe fn requantize_quads_avx512(
 ) {
     use std::arch::x86_64::*;
     let m = offset.len();
-    let (base, pixels) = match columns {
-        Columns::From(base) => (base, None),
-        Columns::At(pixels) => (0, Some(pixels)),
-    };
-    assert!(acc.len() >= m * t);
-    match pixels {
-        None => assert!(dst.len() >= (m.div_ceil(4) - 1) * ld + base + t),
-        Some(p) => {
-            assert!(p.len() >= t && p[..t].iter().all(|&p| (p as usize) < ld) && dst.len() >= m.div_ceil(4) * ld)
-        }
-    }
+    let (base, pixels) = quads_target(acc, t, m, dst, ld, columns);
     for q in 0..m.div_ceil(4) {
         let out = dst.as_mut_ptr().add(q * ld + base);
         let mut j = 0;
@@ -714,17 +730,7 @@ unsafe fn requantize_quads_avx2(
 ) {
     use std::arch::x86_64::*;
     let m = offset.len();
-    let (base, pixels) = match columns {
-        Columns::From(base) => (base, None),
-        Columns::At(pixels) => (0, Some(pixels)),
-    };
-    assert!(acc.len() >= m * t);
-    match pixels {
-        None => assert!(dst.len() >= (m.div_ceil(4) - 1) * ld + base + t),
-        Some(p) => {
-            assert!(p.len() >= t && p[..t].iter().all(|&p| (p as usize) < ld) && dst.len() >= m.div_ceil(4) * ld)
-        }
-    }
+    let (base, pixels) = quads_target(acc, t, m, dst, ld, columns);
     let whole = t / 8 * 8;
     for q in 0..m.div_ceil(4) {
         let out = dst.as_mut_ptr().add(q * ld + base);
