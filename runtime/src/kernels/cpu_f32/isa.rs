@@ -4,7 +4,7 @@
 //! im2col gathers, the bilinear resize, the stride-2 direct conv, the outputs' class argmax, the
 //! normals' L2 normalisation, the gate scores)
 //! compiled for one ISA. [`best`] picks the widest the CPU
-//! supports (`PAGRT_CPU_ISA=portable|avx2|avx512` overrides it, for debugging and benchmarks);
+//! supports (`PAGRT_CPU_ISA=portable|avx2|avx512|neon` overrides it, for debugging and benchmarks);
 //! [`CpuIsa::supported`] lists every table this CPU can run, so tests check them all, not only
 //! the one the dispatcher picks.
 use std::sync::OnceLock;
@@ -20,7 +20,7 @@ use super::strided::{self, SplitFn, StridedFn};
 /// One instruction set's f32 kernels.
 #[derive(Debug)]
 pub struct CpuIsa {
-    /// `portable`, `avx2` (AVX2 + FMA) or `avx512` (AVX-512F).
+    /// `portable`, `avx2` (AVX2 + FMA), `avx512` (AVX-512F) or `neon` (aarch64).
     pub name: &'static str,
     pub(crate) gemm: GemmFn,
     pub(crate) im2col: Im2colFn,
@@ -95,11 +95,26 @@ pub static AVX512: CpuIsa = CpuIsa {
     },
 };
 
+/// NEON (aarch64, e.g. the Jetson Orin's Cortex-A78AE): the 8 × 12 `fmla` GEMM tile; every
+/// other kernel is the portable body, which LLVM already vectorises with NEON (part of the
+/// aarch64 baseline). Dense stride-2 convs take im2col + GEMM: the direct kernel has no NEON
+/// build, and no Arm CPU was at hand to measure one against the other.
+#[cfg(target_arch = "aarch64")]
+pub static NEON: CpuIsa = CpuIsa {
+    name: "neon",
+    gemm: gemm::neon::gemm,
+    strided_max_depth: 0,
+    detect: || std::arch::is_aarch64_feature_detected!("neon"),
+    ..PORTABLE
+};
+
 /// Every table built for this target, widest last.
 pub fn all() -> &'static [&'static CpuIsa] {
     #[cfg(target_arch = "x86_64")]
     static ALL: [&CpuIsa; 3] = [&PORTABLE, &AVX2, &AVX512];
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    static ALL: [&CpuIsa; 2] = [&PORTABLE, &NEON];
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     static ALL: [&CpuIsa; 1] = [&PORTABLE];
     &ALL
 }

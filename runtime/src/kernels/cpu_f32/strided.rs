@@ -530,6 +530,7 @@ impl Kernel {
     }
 
     /// The output address of row `y`, pixel `x0` of plane `c`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // used by the x86 builds only
     #[inline(always)]
     fn at(&self, out: SharedMut<f32>, c: usize, y: usize, x0: usize) -> *mut f32 {
         out.0.wrapping_add(c * self.plane_out + y * self.ow + x0)

@@ -16,6 +16,7 @@ use std::arch::x86_64::*;
 /// pairs `(w[4q], w[4q + 2])` and `(w[4q + 1], w[4q + 3])`, `[m][k / 4][2]`.
 #[derive(Debug, Clone)]
 pub struct Avx2Weights {
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // used by the x86 builds only
     pairs: Vec<i32>,
     m: usize,
     k: usize,

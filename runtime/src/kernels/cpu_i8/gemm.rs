@@ -51,8 +51,14 @@ impl I8Kernel {
         let tract = Self::tract_best(m, k, n);
         match tract {
             Ok(t) if t.has_dot_product() => Ok(t),
-            _ if super::avx2::supported() => Ok(I8Kernel::Avx2),
-            other => other,
+            // tract-linalg's own pick can pass over its dot-product kernel: under qemu's
+            // Cortex-A76 (FEAT_DotProd) it picked the SMLAL `arm64simd_mmm_i32_8x8` over
+            // `arm64simd_mmm_i32_8x8_dot`, which the CPU runs (~4× the MACs per instruction).
+            other => match Self::tract_all(m, k, n).into_iter().find(I8Kernel::has_dot_product) {
+                Some(dot) => Ok(dot),
+                None if super::avx2::supported() => Ok(I8Kernel::Avx2),
+                None => other,
+            },
         }
     }
 

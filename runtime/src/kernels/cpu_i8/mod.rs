@@ -33,6 +33,7 @@ pub(crate) fn up4(n: usize) -> usize {
 
 /// The output-channel blocks of a kernel's product over `m` channels: `(first, width)`, each
 /// the widest of `widths` (descending, ending with 1) that fits in what is left.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // used by the x86 builds only
 pub(crate) fn channel_blocks(m: usize, widths: &'static [usize]) -> impl Iterator<Item = (usize, usize)> {
     let mut o = 0;
     std::iter::from_fn(move || {

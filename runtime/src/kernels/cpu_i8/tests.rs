@@ -43,6 +43,23 @@ proptest! {
     }
 }
 
+/// The kernel the blocks run on never passes over a dot-product one (VNNI, AMX, SDOT) that this
+/// CPU runs: tract-linalg's own pick did on an emulated Cortex-A76 (SMLAL over SDOT). Shapes of
+/// the shipped model's gated blocks.
+#[test]
+fn the_chosen_int8_kernel_uses_dot_product_wherever_one_runs() {
+    if std::env::var_os("PAGRT_INT8_KERNEL").is_some() {
+        return; // an explicit choice overrides the rule.
+    }
+    for (m, k, n) in [(32, 48, 256), (48, 32, 256), (32, 288, 256), (64, 96, 200), (96, 64, 200), (64, 576, 200)] {
+        let best = I8Kernel::best(m, k, n).unwrap();
+        let all: Vec<String> = I8Kernel::all(m, k, n).iter().map(|k| k.name().to_owned()).collect();
+        assert!(all.iter().any(|a| a == best.name()), "{} is not among {all:?}", best.name());
+        let dot = I8Kernel::all(m, k, n).iter().any(I8Kernel::has_dot_product);
+        assert_eq!(best.has_dot_product(), dot, "{m}×{k}×{n}: chose {} among {all:?}", best.name());
+    }
+}
+
 /// Owned quantized weights of one conv.
 struct OwnedConv {
     weights: Vec<i8>,

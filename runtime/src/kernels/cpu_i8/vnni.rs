@@ -13,6 +13,7 @@ use std::arch::x86_64::*;
 /// Weights for [`conv_k4`]: row-major quads, `[m][k / 4]` as little-endian i32.
 #[derive(Debug, Clone)]
 pub struct VnniWeights {
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // used by the x86 builds only
     quads: Vec<i32>,
     m: usize,
     k: usize,

@@ -3,7 +3,7 @@
 //! [`GemmScratch`]s never grow) and must not read `C` when `beta == 0` (outputs may be
 //! uninitialised). Blocked BLIS-style: B is packed in `NR`-column panels per `KC` slice of the
 //! depth, A in `MR`-row panels per `MC` rows, and an `MR × NR` register-tile micro-kernel runs
-//! each pair. The micro-kernels (one file per ISA: [`generic`], `avx2`, `avx512`) are plain
+//! each pair. The micro-kernels (one file per ISA: [`generic`], `avx2`, `avx512`, `neon`) are plain
 //! functions in the ISA table ([`super::isa`]) chosen once at start-up.
 //!
 //! Every micro-kernel the CPU supports is checked against a naive triple loop by property tests
@@ -14,6 +14,8 @@ pub(super) mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub(super) mod avx512;
 pub(super) mod generic;
+#[cfg(target_arch = "aarch64")]
+pub(super) mod neon;
 
 /// Depth per packed slice.
 const KC: usize = 256;
