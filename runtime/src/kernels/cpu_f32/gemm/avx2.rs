@@ -1,33 +1,10 @@
 //! The AVX2+FMA micro-kernel: a 6 × 16 register tile.
-use super::{gemm_blocked, ASrc, Dst, GemmScratch, Operand};
+use super::{ASrc, Dst};
 
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: Operand<*const f32>,
-    b: Operand<*const f32>,
-    beta: f32,
-    c: Operand<*mut f32>,
-    s: &mut GemmScratch,
-) {
-    // SAFETY: forwarded.
-    unsafe {
-        gemm_blocked::<6, 16, true>(
-            |kc, a, b, d| if a.ks == 1 { kernel_avx2::<true>(kc, a, b, d) } else { kernel_avx2::<false>(kc, a, b, d) },
-            m,
-            k,
-            n,
-            a,
-            b,
-            beta,
-            c,
-            s,
-        )
-    }
-}
+gemm_entry!(
+    #[target_feature(enable = "avx2,fma")]
+    <6, 16, true> |kc, a, b, d| if a.ks == 1 { kernel_avx2::<true>(kc, a, b, d) } else { kernel_avx2::<false>(kc, a, b, d) }
+);
 
 /// The blocked product with an `MR × NR` micro-tile. Inlined into each ISA's wrapper so the
 /// micro-kernel is compiled with that wrapper's target features.

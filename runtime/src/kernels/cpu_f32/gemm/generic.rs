@@ -1,24 +1,7 @@
 //! The portable micro-kernel (any target): a 4 × 8 register tile in plain Rust.
-use super::{gemm_blocked, ASrc, Dst, GemmScratch, Operand};
+use super::{ASrc, Dst};
 
-/// The blocked GEMM on the portable micro-kernel.
-///
-/// # Safety
-/// As [`super::sgemm`].
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: Operand<*const f32>,
-    b: Operand<*const f32>,
-    beta: f32,
-    c: Operand<*mut f32>,
-    s: &mut GemmScratch,
-) {
-    // SAFETY: forwarded.
-    unsafe { gemm_blocked::<4, 8, false>(|kc, a, b, d| micro_kernel::<4, 8>(kc, a, b, d), m, k, n, a, b, beta, c, s) }
-}
+gemm_entry!(<4, 8, false> |kc, a, b, d| micro_kernel::<4, 8>(kc, a, b, d));
 
 /// One `MR × NR` tile: `Σ_p a[i][p] · b[p][j]` over `kc` columns of A (a packed panel) and
 /// rows of a packed B panel (portable version).

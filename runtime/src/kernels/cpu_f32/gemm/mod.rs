@@ -9,6 +9,33 @@
 //! Every micro-kernel the CPU supports is checked against a naive triple loop by property tests
 //! (random shapes, strides, β), not only the one the dispatcher picks.
 
+/// Defines an ISA's `gemm` entry point (the [`GemmFn`] signature): [`gemm_blocked`] on an
+/// `MR × NR` tile whose micro-kernel `tile(kc, a, b, dst)` is given (reading A in place when
+/// `DIRECT` and A is row-major), compiled with the attributes given (`#[target_feature(…)]`).
+macro_rules! gemm_entry {
+    ($(#[$attr:meta])* <$mr:literal, $nr:literal, $direct:literal> $tile:expr) => {
+        /// The blocked GEMM on this file's tile.
+        ///
+        /// # Safety
+        /// As [`super::sgemm`], and the CPU has this build's features.
+        $(#[$attr])*
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) unsafe fn gemm(
+            m: usize,
+            k: usize,
+            n: usize,
+            a: super::Operand<*const f32>,
+            b: super::Operand<*const f32>,
+            beta: f32,
+            c: super::Operand<*mut f32>,
+            s: &mut super::GemmScratch,
+        ) {
+            // SAFETY: forwarded.
+            unsafe { super::gemm_blocked::<$mr, $nr, $direct>($tile, m, k, n, a, b, beta, c, s) }
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 pub(super) mod avx2;
 #[cfg(target_arch = "x86_64")]

@@ -6,41 +6,12 @@
 //! vector registers hold the tile, three hold a row of B, and one a broadcast element of A.
 use std::arch::aarch64::*;
 
-use super::{gemm_blocked, ASrc, Dst, GemmScratch, Operand};
+use super::{ASrc, Dst};
 
 const MR: usize = 8;
 const NR: usize = 12;
 
-/// The blocked GEMM on the NEON tile.
-///
-/// # Safety
-/// As [`super::sgemm`] (NEON is always present on aarch64).
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: Operand<*const f32>,
-    b: Operand<*const f32>,
-    beta: f32,
-    c: Operand<*mut f32>,
-    s: &mut GemmScratch,
-) {
-    // SAFETY: forwarded.
-    unsafe {
-        gemm_blocked::<MR, NR, true>(
-            |kc, a, b, d| if a.ks == 1 { kernel::<true>(kc, a, b, d) } else { kernel::<false>(kc, a, b, d) },
-            m,
-            k,
-            n,
-            a,
-            b,
-            beta,
-            c,
-            s,
-        )
-    }
-}
+gemm_entry!(<8, 12, true> |kc, a, b, d| if a.ks == 1 { kernel::<true>(kc, a, b, d) } else { kernel::<false>(kc, a, b, d) });
 
 /// One `MR × NR` tile over `kc` steps: A read in place (`DIRECT`: row `i` at `a.ptr + i·rs`,
 /// consecutive elements along the depth) or from a packed panel (`MR` values per step).
