@@ -51,25 +51,27 @@ impl I8Kernel {
         let tract = Self::tract_best(m, k, n);
         match tract {
             Ok(t) if t.has_dot_product() => Ok(t),
-            // tract-linalg's own pick can pass over its dot-product kernel: under qemu's
-            // Cortex-A76 (FEAT_DotProd) it picked the SMLAL `arm64simd_mmm_i32_8x8` over
-            // `arm64simd_mmm_i32_8x8_dot`, which the CPU runs (~4× the MACs per instruction).
-            other => match Self::tract_all(m, k, n).into_iter().find(I8Kernel::has_dot_product) {
-                Some(dot) => Ok(dot),
-                None if super::avx2::supported() => Ok(I8Kernel::Avx2),
-                None => other,
-            },
+            _ if super::avx2::supported() => Ok(I8Kernel::Avx2),
+            other => other,
         }
     }
 
+    /// tract-linalg's pick for the product, except that a dot-product kernel the CPU runs is
+    /// never passed over: under qemu's Cortex-A76 (FEAT_DotProd) tract picked the SMLAL
+    /// `arm64simd_mmm_i32_8x8` over `arm64simd_mmm_i32_8x8_dot` (~4× the MACs per instruction).
     fn tract_best(m: usize, k: usize, n: usize) -> Result<I8Kernel> {
         let query = Query::plain(DatumType::I32, Some(m), Some(k), Some(n));
         let picked = MmmDispatch::native()
             .pick(&query)
-            .filter(|(mmm, ix, extractor)| extractor.is_none() && supported_b(&*mmm.packings()[*ix].1));
+            .filter(|(mmm, ix, extractor)| extractor.is_none() && supported_b(&*mmm.packings()[*ix].1))
+            .map(|(mmm, packing, _)| I8Kernel::Tract { mmm, packing });
         match picked {
-            Some((mmm, packing, _)) => Ok(I8Kernel::Tract { mmm, packing }),
-            None => Self::tract_all(m, k, n).into_iter().last().ok_or_else(|| no_kernel(m, k, n)),
+            Some(kernel) if kernel.has_dot_product() => Ok(kernel),
+            picked => {
+                let all = Self::tract_all(m, k, n);
+                let fallback = picked.or_else(|| all.last().cloned());
+                all.into_iter().find(I8Kernel::has_dot_product).or(fallback).ok_or_else(|| no_kernel(m, k, n))
+            }
         }
     }
 
