@@ -62,6 +62,8 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let per_round = a.frames.max(1).div_ceil(rounds);
     let n = a.mode.len();
     let (mut ms, mut inference_ms) = (vec![Vec::new(); n], vec![Vec::new(); n]);
+    // Each round's median frame time per mode: the ladder's spread between rounds.
+    let mut round_ms = vec![Vec::with_capacity(rounds); n];
     let mut executed = vec![0u64; n];
     for (i, &mode) in a.mode.iter().enumerate() {
         session.set_mode(mode);
@@ -83,12 +85,11 @@ pub fn bench(a: BenchArgs) -> Result<()> {
                 ms[i].push(t.elapsed().as_secs_f64() * 1e3);
                 inference_ms[i].push(session.last_inference_seconds() * 1e3);
             }
+            let mut this_round = ms[i][ms[i].len() - per_round..].to_vec();
+            round_ms[i].push(quantile(&mut this_round, 0.5));
         }
     }
-    let median = |v: &mut Vec<f64>, p: f64| {
-        v.sort_by(f64::total_cmp);
-        v[((v.len() - 1) as f64 * p).round() as usize]
-    };
+    let median = quantile;
     println!(
         "{} on {} thread(s) (idle workers {}), {}×{}, CPU kernels: {}, precision: {}",
         path.display(),
@@ -107,7 +108,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         if a.json {
             println!(
                 "{}",
-                serde_json::json!({"model": path, "execution": exec_name, "mode": mode.to_string(), "threads": session.threads(), "frames": ms[i].len(), "median_ms": p50, "p10_ms": p10, "p90_ms": p90, "dense_macs": model.dense_macs, "executed_macs": executed[i], "inference_median_ms": inference})
+                serde_json::json!({"model": path, "execution": exec_name, "mode": mode.to_string(), "threads": session.threads(), "frames": ms[i].len(), "median_ms": p50, "p10_ms": p10, "p90_ms": p90, "dense_macs": model.dense_macs, "executed_macs": executed[i], "inference_median_ms": inference, "round_median_ms": round_ms[i]})
             );
         } else {
             println!(
@@ -124,10 +125,22 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     }
     if !a.json && n > 1 {
         let (base_ms, base_macs) = (ladder[0].1, ladder[0].2 as f64);
-        println!("ladder (against {}): mode, speedup, ideal from executed MACs, of ideal", ladder[0].0);
-        for (mode, p50, macs) in &ladder {
+        if rounds > 1 {
+            println!(
+                "ladder (against {}): mode, speedup, ideal from executed MACs, of ideal; [lowest – highest of the {rounds} rounds' own speedups: how far host noise moves it]",
+                ladder[0].0
+            );
+        } else {
+            println!("ladder (against {}): mode, speedup, ideal from executed MACs, of ideal", ladder[0].0);
+        }
+        for (i, (mode, p50, macs)) in ladder.iter().enumerate() {
             let (speedup, ideal) = (base_ms / p50, base_macs / *macs as f64);
-            println!("  {mode:<12} {speedup:5.2}×  ideal {ideal:5.2}×  {:5.2}", speedup / ideal);
+            let mut line = format!("  {mode:<12} {speedup:5.2}×  ideal {ideal:5.2}×  {:5.2}", speedup / ideal);
+            if rounds > 1 && i > 0 {
+                let (lo, hi) = spread(&round_ms[0], &round_ms[i]);
+                line += &format!("   [{lo:.2}× – {hi:.2}×, of ideal {:.2} – {:.2}]", lo / ideal, hi / ideal);
+            }
+            println!("{line}");
         }
     }
     if a.profile {
@@ -138,6 +151,18 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The `p` quantile of `v` (sorts it): the element at rank `round((len − 1) · p)`.
+fn quantile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Lowest and highest of the per-round speedups `base[r] / mode[r]` (each round's medians,
+/// measured minutes apart at most): how much the host moved the ladder during the run.
+fn spread(base: &[f64], mode: &[f64]) -> (f64, f64) {
+    base.iter().zip(mode).map(|(b, m)| b / m).fold((f64::INFINITY, 0f64), |(lo, hi), s| (lo.min(s), hi.max(s)))
 }
 
 /// Times each operator of the plan over `frames` frames; prints mean milliseconds per frame per
