@@ -321,11 +321,11 @@ impl ActiveSet {
                     touched.iter_mut().zip(row).for_each(|(t, &r)| *t |= r);
                 }
             }
+            // Branch-free: every pixel is written at the next slot, which only advances for a
+            // touched one (mask edges made the branch mispredict). count ≤ iy·iw + ix < n here.
             for (ix, &t) in touched.iter().enumerate() {
-                if t != 0 {
-                    list[count] = (iy * iw + ix) as u32;
-                    count += 1;
-                }
+                list[count] = (iy * iw + ix) as u32;
+                count += (t != 0) as usize;
             }
         }
         self.indices.truncate(count);

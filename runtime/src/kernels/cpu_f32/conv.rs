@@ -1,7 +1,8 @@
 use super::gemm::{self, GemmScratch};
-use super::im2col::{gather_columns, grow, TapTables};
+use super::im2col::{gather_columns, grow, Run, TapTables};
 use super::isa::{self, CpuIsa};
 use super::parallel::{for_each_tile, PerWorker, SharedMut};
+use super::scatter::scatter_channels;
 use super::strided::{self, Phases, StridedArgs};
 use crate::error::{PagError, Result};
 use crate::pag::{ActiveSet, ConvGeometry};
@@ -52,6 +53,8 @@ struct TileScratch {
     result: Vec<f32>,
     tables: TapTables,
     gemm: GemmScratch,
+    /// The scatter's runs of consecutive pixels.
+    runs: Vec<Run>,
 }
 
 impl TileScratch {
@@ -60,6 +63,7 @@ impl TileScratch {
         (self.columns.capacity() + self.result.capacity()) * size_of::<f32>()
             + self.tables.allocated_bytes()
             + self.gemm.allocated_bytes()
+            + self.runs.capacity() * size_of::<Run>()
     }
 }
 
@@ -246,6 +250,8 @@ impl PerforatedConv {
             grow(&mut w.columns, depth * n);
             grow(&mut w.result, self.out_channels * n);
             w.tables.reserve(self.geometry.taps(), n);
+            w.runs.clear(); // reserve counts from the length
+            w.runs.reserve(n);
             w.gemm.reserve(self.out_channels, depth, n);
         }
         if self.direct {
@@ -387,15 +393,9 @@ impl PerforatedConv {
             let result = &mut scratch.result[..self.out_channels * n];
             // SAFETY: A as above; B as above; C is `out_channels × n` row-major in `result`.
             unsafe { self.gemm(depth, n, b_ptr, b_row_stride, 0.0, result.as_mut_ptr(), n, &mut scratch.gemm) }
-            for (co, (values, &b)) in result.chunks_exact(n).zip(&self.bias).enumerate() {
-                // SAFETY: element p of output plane co; no other tile writes pixel p.
-                let at = |p: u32| unsafe { &mut *output.0.add(co * plane_out + p as usize) };
-                if accumulate {
-                    tile.iter().zip(values).for_each(|(&p, &v)| *at(p) += v + b);
-                } else {
-                    tile.iter().zip(values).for_each(|(&p, &v)| *at(p) = v + b);
-                }
-            }
+            // SAFETY: output is out_channels × plane_out and holds every pixel of the tile; no
+            // other tile writes them.
+            unsafe { scatter_channels(result, tile, &self.bias, output, plane_out, accumulate, &mut scratch.runs) };
         }
     }
 }

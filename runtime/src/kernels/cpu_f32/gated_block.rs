@@ -7,9 +7,10 @@
 //! spatial conv's compact tile result as is (no gather at all). Pixel tiles run in parallel on
 //! the session's pool, each worker with its own buffers.
 use super::gemm::{sgemm_with, GemmScratch};
-use super::im2col::{gather_columns, TapTables};
+use super::im2col::{gather_columns, Run, TapTables};
 use super::isa::{self, CpuIsa};
 use super::parallel::{for_each_tile, PerWorker, SharedMut};
+use super::scatter::scatter_channels;
 use crate::error::{PagError, Result};
 use crate::kernels::GatedBlockKernel;
 use crate::mode::ComputeMode;
@@ -118,6 +119,8 @@ struct TileScratch {
     gemm: GemmScratch,
     /// The reduce conv's gather tables.
     tables: TapTables,
+    /// The expand conv's scatter runs.
+    runs: Vec<Run>,
 }
 
 impl TileScratch {
@@ -125,6 +128,7 @@ impl TileScratch {
         4 * (self.columns.capacity() + self.spatial.capacity() + self.result.capacity())
             + self.gemm.allocated_bytes()
             + self.tables.allocated_bytes()
+            + self.runs.capacity() * std::mem::size_of::<Run>()
     }
 }
 
@@ -367,6 +371,8 @@ impl GatedBlock {
             grow(&mut w.result, c * tile);
             w.gemm.reserve(tile.max(mid), c.max(taps * mid), c.max(mid).max(tile));
             w.tables.reserve(1, tile);
+            w.runs.clear(); // reserve counts from the length
+            w.runs.reserve(tile);
         }
     }
 
@@ -472,10 +478,8 @@ impl GatedBlock {
             let result = &mut w.result[..c * t];
             // SAFETY: result is C × t.
             unsafe { sgemm_with(self.isa, (c, mid, t), we, sp, 0.0, (result.as_mut_ptr(), t, 1), &mut w.gemm) };
-            for (co, (values, b)) in result.chunks_exact(t).zip(&self.expand_bias).enumerate() {
-                // SAFETY: element p of channel plane co of x; no other tile writes pixel p.
-                tile.iter().zip(values).for_each(|(&p, &v)| unsafe { *x.0.add(co * n + p as usize) += v + b });
-            }
+            // SAFETY: x is C × n and holds every pixel of the tile; no other tile writes them.
+            unsafe { scatter_channels(result, tile, &self.expand_bias, x, n, true, &mut w.runs) };
         }
     }
 }

@@ -221,15 +221,15 @@ fn copy_runs(plane: &[f32], runs: &[Run], row: &mut [f32]) {
 /// `len` consecutive tile pixels from `start` whose sources are input pixels `step` apart from
 /// `source` (`step` = the conv's stride), or all padding (`source == PADDING`).
 #[derive(Debug, Clone, Copy, Default)]
-struct Run {
-    start: usize,
-    len: usize,
-    source: u32,
+pub(super) struct Run {
+    pub(super) start: usize,
+    pub(super) len: usize,
+    pub(super) source: u32,
     step: u32,
 }
 
 /// Appends the maximal runs of one tap's source table to `runs` (sources `step` apart).
-fn find_runs(sources: &[u32], step: u32, runs: &mut Vec<Run>) {
+pub(super) fn find_runs(sources: &[u32], step: u32, runs: &mut Vec<Run>) {
     for (j, &source) in sources.iter().enumerate() {
         match runs.last_mut() {
             // j > 0: the last run is this tap's, not the previous tap's.

@@ -39,6 +39,7 @@ mod multipool;
 pub(crate) mod parallel;
 mod reference;
 mod resize;
+mod scatter;
 mod strided;
 #[cfg(test)]
 pub(crate) mod tests;
