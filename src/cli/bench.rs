@@ -89,7 +89,6 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             round_ms[i].push(quantile(&mut this_round, 0.5));
         }
     }
-    let median = quantile;
     println!(
         "{} on {} thread(s) (idle workers {}), {}×{}, CPU kernels: {}, precision: {}",
         path.display(),
@@ -102,8 +101,8 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     );
     let mut ladder = Vec::new();
     for (i, mode) in a.mode.iter().enumerate() {
-        let (p50, p10, p90) = (median(&mut ms[i], 0.5), median(&mut ms[i], 0.1), median(&mut ms[i], 0.9));
-        let inference = median(&mut inference_ms[i], 0.5);
+        let (p50, p10, p90) = (quantile(&mut ms[i], 0.5), quantile(&mut ms[i], 0.1), quantile(&mut ms[i], 0.9));
+        let inference = quantile(&mut inference_ms[i], 0.5);
         ladder.push((mode.to_string(), p50, executed[i]));
         if a.json {
             println!(
@@ -125,14 +124,12 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     }
     if !a.json && n > 1 {
         let (base_ms, base_macs) = (ladder[0].1, ladder[0].2 as f64);
-        if rounds > 1 {
-            println!(
-                "ladder (against {}): mode, speedup, ideal from executed MACs, of ideal; [lowest – highest of the {rounds} rounds' own speedups: how far host noise moves it]",
-                ladder[0].0
-            );
+        let spread_legend = if rounds > 1 {
+            format!("; [lowest – highest of the {rounds} rounds' own speedups: how far host noise moves it]")
         } else {
-            println!("ladder (against {}): mode, speedup, ideal from executed MACs, of ideal", ladder[0].0);
-        }
+            String::new()
+        };
+        println!("ladder (against {}): mode, speedup, ideal from executed MACs, of ideal{spread_legend}", ladder[0].0);
         for (i, (mode, p50, macs)) in ladder.iter().enumerate() {
             let (speedup, ideal) = (base_ms / p50, base_macs / *macs as f64);
             let mut line = format!("  {mode:<12} {speedup:5.2}×  ideal {ideal:5.2}×  {:5.2}", speedup / ideal);
